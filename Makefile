@@ -1,0 +1,19 @@
+# The README's commands. Each target sets the machine up first (fast when nothing changed).
+BIN := .venv/bin
+
+.PHONY: setup demo test ui bench
+setup:
+	@bin/setup
+
+# 1. Set up, write the built-in sample lake, and run the whole graph for its latest snapshot.
+demo: setup
+	$(BIN)/flywheel demo-data
+	$(BIN)/flywheel run --snapshot latest
+
+# 2. Set up and run the tests.
+test: setup
+	$(BIN)/python -m pytest -q
+
+# 3. Open the Dagster UI on the same local instance (http://127.0.0.1:3000).
+ui: setup
+	$(BIN)/flywheel ui

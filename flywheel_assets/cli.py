@@ -1,0 +1,86 @@
+"""``flywheel``: the command line over the local Dagster instance under FLYWHEEL_HOME."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from flywheel_assets.settings import Settings, get_settings
+
+
+def prepare_instance(settings: Settings) -> Path:
+    """Point Dagster at FLYWHEEL_HOME/dagster (the instance `flywheel ui` opens too)."""
+    home = settings.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text("telemetry:\n  enabled: false\n")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def cmd_demo_data(args, settings: Settings) -> int:
+    from flywheel_assets.demo_data import DemoSpec, write_demo_lake
+
+    root = args.root or settings.data_root
+    spec = DemoSpec(rows=args.rows, snapshots=args.snapshots, seed=args.seed, attributes=args.attributes)
+    info = write_demo_lake(root, spec)
+    print(f"sample lake at {info['root']}: snapshots {', '.join(info['snapshots'])}, "
+          f"{info['rows']} rows x {info['attributes']} attribute columns each")
+    return 0
+
+
+def cmd_run(args, settings: Settings) -> int:
+    from flywheel_assets.orchestration import run_snapshot
+
+    prepare_instance(settings)
+    selection = [s.strip() for s in args.select.split(",")] if args.select else None
+    return 0 if run_snapshot(settings, args.snapshot, selection) else 1
+
+
+def cmd_ui(args, settings: Settings) -> int:
+    prepare_instance(settings)
+    dagster = Path(sys.executable).with_name("dagster")
+    command = [str(dagster), "dev", "-m", "flywheel_assets.definitions", "-h", args.host, "-p", str(args.port)]
+    print(f"Dagster UI on http://{args.host}:{args.port} (instance {settings.dagster_home})")
+    os.execv(command[0], command)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="flywheel", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo-data", help="write the built-in sample lake (deterministic)")
+    demo.add_argument("--root", help="lake root (default: FLYWHEEL_DATA_ROOT)")
+    demo.add_argument("--rows", type=int, default=5000, help="rows per snapshot")
+    demo.add_argument("--attributes", type=int, default=300, help="infobase attribute columns")
+    demo.add_argument("--snapshots", type=int, default=2, help="number of snapshots (monthly)")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.set_defaults(func=cmd_demo_data)
+
+    run = sub.add_parser("run", help="materialize the graph for one snapshot")
+    run.add_argument("--snapshot", default="latest", help="YYYY-MM-DD or 'latest' (default)")
+    run.add_argument("--select", help="comma-separated asset names (default: all)")
+    run.set_defaults(func=cmd_run)
+
+    ui = sub.add_parser("ui", help="open the Dagster UI on the local instance")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(func=cmd_ui)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = get_settings()
+        return args.func(args, settings)
+    except (ValueError, FileNotFoundError) as exc:  # FlywheelInputError included
+        print(f"flywheel: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""Running the graph for one snapshot on the local Dagster instance (``flywheel run``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dagster import AssetKey, DagsterEventType, DagsterInstance, execute_job, reconstructable
+
+from flywheel_assets.definitions import defs, flywheel_snapshot_job
+from flywheel_assets.partitions import snapshot_partitions
+from flywheel_assets.pipelines.split import DEFAULTS
+from flywheel_assets.resources import Lake
+from flywheel_assets.settings import Settings
+from flywheel_assets.spark_jobs.errors import FlywheelInputError
+from flywheel_assets.spark_jobs.snapshots import LATEST, list_snapshots, parse_date
+
+
+def all_asset_names() -> list[str]:
+    return sorted(k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys())
+
+
+def check_selection(selection: list[str] | None) -> list[str]:
+    names = all_asset_names()
+    if not selection:
+        return names
+    unknown = [s for s in selection if s not in names]
+    if unknown:
+        raise FlywheelInputError(f"unknown asset(s) {', '.join(unknown)}; choose from {', '.join(names)}")
+    return selection
+
+
+def resolve_run_snapshot(lake: Lake, assets: list[str], requested: str) -> str:
+    """The snapshot every selected asset's source has: the newest common one for 'latest'."""
+    sources = sorted({lake.resolve(DEFAULTS[a]["source_path"]) for a in assets if a in DEFAULTS})
+    available = {src: set(list_snapshots(src)) for src in sources}
+    common = set.intersection(*available.values()) if available else set()
+    if requested in ("latest", LATEST):
+        if not common:
+            detail = "; ".join(f"{s}: {', '.join(sorted(d)) or 'none'}" for s, d in available.items())
+            raise FlywheelInputError(f"no snapshot present in every source ({detail})")
+        return max(common)
+    parse_date(requested, "--snapshot")
+    missing = [s for s, d in available.items() if requested not in d]
+    if missing:
+        detail = "; ".join(f"{s} has {', '.join(sorted(available[s])) or 'no snapshots'}" for s in missing)
+        raise FlywheelInputError(f"snapshot_dt={requested} not found: {detail}")
+    return requested
+
+
+@dataclass
+class AssetOutcome:
+    asset: str
+    status: str
+    source_rows: int | None = None
+    tables: int | None = None
+    files: int | None = None
+    seconds: float | None = None
+    error: str | None = None
+
+
+def outcomes(instance: DagsterInstance, run_id: str, assets: list[str]) -> list[AssetOutcome]:
+    stats = {s.step_key: s for s in instance.get_run_step_stats(run_id)}
+    result = {a: AssetOutcome(a, "NOT RUN") for a in assets}
+    for record in instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION).records:
+        mat = record.asset_materialization
+        name = mat.asset_key.to_user_string()
+        meta = {k: v.value for k, v in mat.metadata.items()}
+        result[name] = AssetOutcome(name, "SUCCESS", meta.get("source_rows"), meta.get("tables_written"), meta.get("files"))
+    for record in instance.get_records_for_run(run_id, of_type=DagsterEventType.STEP_FAILURE).records:
+        event = record.event_log_entry.dagster_event
+        if event.step_key in result:
+            error = event.step_failure_data.error
+            result[event.step_key].status = "FAILED"
+            result[event.step_key].error = error.message
+    for name, outcome in result.items():
+        step = stats.get(name)
+        if step and step.start_time and step.end_time:
+            outcome.seconds = step.end_time - step.start_time
+    return list(result.values())
+
+
+def print_summary(snapshot: str, run_id: str, rows: list[AssetOutcome]) -> None:
+    print(f"\nsnapshot_dt={snapshot}  run {run_id}")
+    print(f"{'asset':<26} {'status':<8} {'rows':>9} {'tables':>6} {'files':>6} {'time':>8}")
+    for r in rows:
+        fmt = lambda v: "-" if v is None else str(v)  # noqa: E731
+        secs = "-" if r.seconds is None else f"{r.seconds:.1f}s"
+        print(f"{r.asset:<26} {r.status:<8} {fmt(r.source_rows):>9} {fmt(r.tables):>6} {fmt(r.files):>6} {secs:>8}")
+    for r in rows:
+        if r.error:
+            print(f"\n{r.asset} failed: {r.error.strip()}")
+
+
+def run_snapshot(settings: Settings, requested: str, selection: list[str] | None = None) -> bool:
+    """Register the snapshot as a partition and materialize the selection for it."""
+    assets = check_selection(selection)
+    lake = Lake(data_root=settings.data_root)
+    snapshot = resolve_run_snapshot(lake, assets, requested)
+    instance = DagsterInstance.get()
+    if not instance.has_dynamic_partition(snapshot_partitions.name, snapshot):
+        instance.add_dynamic_partitions(snapshot_partitions.name, [snapshot])
+    print(f"materializing {len(assets)} assets for snapshot_dt={snapshot} (instance {settings.dagster_home})")
+    result = execute_job(
+        reconstructable(flywheel_snapshot_job),
+        instance=instance,
+        asset_selection=[AssetKey(a) for a in assets],
+        tags={"dagster/partition": snapshot},
+        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+        raise_on_error=False,
+    )
+    print_summary(snapshot, result.run_id, outcomes(instance, result.run_id, assets))
+    return result.success

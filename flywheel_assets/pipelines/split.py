@@ -1,0 +1,64 @@
+"""The Spark stage shared by both pipelines: one asset per run-book split job.
+
+Run config mirrors the run book's arguments (see the README's parameter table); paths are
+relative to the lake's data root unless absolute. ``--SNAPSHOT_DT`` is the partition key.
+"""
+
+from typing import Optional
+
+from dagster import AssetExecutionContext, Config, MaterializeResult, asset
+from pydantic import Field, create_model
+
+from flywheel_assets import settings
+from flywheel_assets.partitions import snapshot_partitions
+from flywheel_assets.resources import Lake, SparkJobRunner
+
+
+# asset name -> its run-config defaults (the CLI discovers snapshots in the default sources)
+DEFAULTS: dict[str, dict] = {}
+
+
+class SplitConfig(Config):
+    source_path: str = Field(description="--SOURCE_PATH: folder of snapshot_dt=YYYY-MM-DD/ snapshots")
+    target_path: str = Field(description="--TARGET_PATH: where the split tables are written")
+    csv_file: Optional[str] = Field(default=None, description="--CSV_FILE: the table/column mapping")
+    target_file_mb: int = Field(
+        default=settings.DEFAULT_TARGET_FILE_MB, description="Dynamic file sizing: target size of one output file"
+    )
+
+    def arguments(self, lake: Lake, snapshot: str) -> dict[str, str]:
+        args = {
+            "SNAPSHOT_DT": snapshot,
+            "SOURCE_PATH": lake.resolve(self.source_path),
+            "TARGET_PATH": lake.resolve(self.target_path),
+            "TARGET_FILE_MB": str(self.target_file_mb),
+        }
+        if self.csv_file:
+            args["CSV_FILE"] = lake.resolve(self.csv_file)
+        return args
+
+
+def split_asset(*, name: str, job: str, group: str, defaults: dict, description: str):
+    """An asset that runs run-book job ``job`` for its snapshot partition."""
+    config_cls = create_model(
+        f"{''.join(p.title() for p in name.split('_'))}Config",
+        __base__=SplitConfig,
+        **{
+            k: (SplitConfig.model_fields[k].annotation, Field(default=v, description=SplitConfig.model_fields[k].description))
+            for k, v in defaults.items()
+        },
+    )
+    DEFAULTS[name] = defaults
+
+    @asset(
+        name=name,
+        group_name=group,
+        partitions_def=snapshot_partitions,
+        kinds={"spark", "parquet"},
+        description=description,
+        metadata={"run_book_job": f"etl-omc-flywheel-prod-{job.replace('_', '-')}"},
+    )
+    def _split(context: AssetExecutionContext, config: config_cls, lake: Lake, spark_jobs: SparkJobRunner) -> MaterializeResult:
+        return spark_jobs.run(context, job, config.arguments(lake, context.partition_key))
+
+    return _split

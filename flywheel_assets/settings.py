@@ -1,0 +1,69 @@
+"""The one place for settings: environment variables, roots, and the run book's default paths.
+
+Run-book paths are relative to a root; a relative path in run config is resolved against the
+data root (``resources.Lake``), an absolute one (``/...``, ``s3://...``) is used as given.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+# Run-book paths, relative to FLYWHEEL_DATA_ROOT (s3://omc-flywheel-data-us-east-1-prod in production).
+INFOBASE_RAW = "opus/infobase_attributes/raw_input/"
+ADDRESSABLE_COMPACTION = "omc_cleanroom_data/addressable/addressable_ids_compaction_cr/"
+ADDRESSABLE_RAW = "opus/addressable_ids/raw_input/"
+SPLIT_CLUSTER_INFOBASE = "omc_cleanroom_data/split_cluster/infobase_attributes/"
+SPLIT_CLUSTER_ADDRESSABLE = "omc_cleanroom_data/split_cluster/addressable_ids/"
+SPLIT_PART_INFOBASE = "omc_cleanroom_data/split_part/infobase_attributes/"
+SPLIT_PART_ADDRESSABLE = "omc_cleanroom_data/split_part/addressable_ids/"
+INFOBASE_BUCKET_MAPPING = "omc_cleanroom_data/omc_flywheel_infobase_table_split_lowercase.csv"
+INFOBASE_PART_MAPPING = "omc_cleanroom_data/omc_flywheel_infobase_table_split_part.csv"
+ADDRESSABLE_PART_MAPPING = "omc_cleanroom_data/omc_flywheel_addressable_ids_table_split_part.csv"
+
+# Production roots, used when FLYWHEEL_ENV=aws and no root is set.
+AWS_DATA_ROOT = "s3://omc-flywheel-data-us-east-1-prod"
+AWS_ANALYSIS_ROOT = "s3://omc-flywheel-prod-analysis-data"
+
+ENVIRONMENTS = ("local", "aws")
+DEFAULT_TARGET_FILE_MB = 128
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str
+    home: Path
+    data_root: str
+    analysis_root: str
+    spark_master: str
+    spark_driver_memory: str
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+
+def get_settings(environ: dict | None = None) -> Settings:
+    env_vars = os.environ if environ is None else environ
+    env = env_vars.get("FLYWHEEL_ENV", "local").strip().lower()
+    if env not in ENVIRONMENTS:
+        raise ValueError(f"FLYWHEEL_ENV must be one of {', '.join(ENVIRONMENTS)}, got {env!r}")
+    home = Path(env_vars.get("FLYWHEEL_HOME", ".flywheel")).expanduser().resolve()
+    local = env == "local"
+    data_root = env_vars.get("FLYWHEEL_DATA_ROOT") or (str(home / "lake") if local else AWS_DATA_ROOT)
+    analysis_root = env_vars.get("FLYWHEEL_ANALYSIS_ROOT") or (
+        str(home / "analysis") if local else AWS_ANALYSIS_ROOT
+    )
+    return Settings(
+        env=env,
+        home=home,
+        data_root=_absolute(data_root),
+        analysis_root=_absolute(analysis_root),
+        spark_master=env_vars.get("FLYWHEEL_SPARK_MASTER", "local[2]"),
+        spark_driver_memory=env_vars.get("FLYWHEEL_SPARK_DRIVER_MEMORY", "4g"),
+    )
+
+
+def _absolute(root: str) -> str:
+    return root if "://" in root else str(Path(root).expanduser().resolve())

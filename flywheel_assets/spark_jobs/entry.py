@@ -1,0 +1,67 @@
+"""The body of every entrypoint script: parse run-book arguments, run the job, report."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from flywheel_assets.spark_jobs.errors import FlywheelInputError
+from flywheel_assets.spark_jobs.mapping import load_mapping
+from flywheel_assets.spark_jobs.runtime import open_pipes, parse_args, positive_int, spark_session
+from flywheel_assets.spark_jobs.snapshots import LATEST
+from flywheel_assets.spark_jobs.split import JOBS, SplitResult, run_split
+
+ARGUMENTS = {
+    "SNAPSHOT_DT": LATEST,
+    "SOURCE_PATH": None,
+    "TARGET_PATH": None,
+    "CSV_FILE": None,
+    "TARGET_FILE_MB": "128",
+}
+
+
+def materialization_metadata(result: SplitResult) -> dict:
+    tables = result.tables
+    rows = "\n".join(
+        f"| {t.name} | {t.rows} | {t.files} | {t.planned_files} | {t.bytes} | {t.columns} |" for t in tables
+    )
+    summary = "| table | rows | files | planned files | bytes | columns |\n|---|---|---|---|---|---|\n" + rows
+    return {
+        "snapshot_dt": {"raw_value": result.snapshot, "type": "text"},
+        "source_rows": {"raw_value": result.source_rows, "type": "int"},
+        "source_bytes": {"raw_value": result.source_bytes, "type": "int"},
+        "tables_written": {"raw_value": len(tables), "type": "int"},
+        "rows": {"raw_value": sum(t.rows for t in tables), "type": "int"},
+        "files": {"raw_value": sum(t.files for t in tables), "type": "int"},
+        "bytes": {"raw_value": sum(t.bytes for t in tables), "type": "int"},
+        "unmapped_columns_count": {"raw_value": len(result.unmapped_columns), "type": "int"},
+        "unmapped_columns": {"raw_value": result.unmapped_columns, "type": "json"},
+        "target_path": {"raw_value": result.target, "type": "path"},
+        "tables": {"raw_value": [t.__dict__ for t in tables], "type": "json"},
+        "summary": {"raw_value": summary, "type": "md"},
+    }
+
+
+def main(job_name: str, argv: list[str] | None = None) -> SplitResult:
+    job = JOBS[job_name]
+    args = parse_args(argv if argv is not None else sys.argv[1:], ARGUMENTS)
+    with open_pipes() as pipes:
+        try:
+            for required in ("SOURCE_PATH", "TARGET_PATH"):
+                if not args[required]:
+                    raise FlywheelInputError(f"--{required} is required")
+            target_bytes = positive_int(args["TARGET_FILE_MB"], "TARGET_FILE_MB") * 1024 * 1024
+            mapping = load_mapping(args["CSV_FILE"]) if args["CSV_FILE"] and job.mapping != "none" else None
+            spark = spark_session(f"flywheel-{job_name}")
+            result = run_split(
+                spark, job, args["SOURCE_PATH"], args["TARGET_PATH"], args["SNAPSHOT_DT"],
+                mapping, target_bytes, log=pipes.log,
+            )
+        except FlywheelInputError as exc:
+            pipes.log.error(str(exc))
+            print(f"flywheel: {exc}", file=sys.stderr)
+            raise
+        pipes.report_asset_materialization(metadata=materialization_metadata(result))
+    print(json.dumps({"job": job_name, "snapshot_dt": result.snapshot, "tables": len(result.tables),
+                      "rows": result.source_rows}))
+    return result

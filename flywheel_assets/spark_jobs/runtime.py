@@ -1,0 +1,91 @@
+"""What differs between Spark runtimes: the session, the path scheme, and how Pipes is opened.
+
+The entrypoint scripts run unchanged on Glue/EMR (``spark-submit``) and locally
+(``python script.py`` in a subprocess). The local runner sets ``FLYWHEEL_SPARK_RUNTIME=local``
+and ``FLYWHEEL_SPARK_MASTER`` or ``FLYWHEEL_SPARK_REMOTE``; on Glue/EMR none of these are set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from flywheel_assets.spark_jobs import storage
+from flywheel_assets.spark_jobs.errors import FlywheelInputError
+
+
+def is_local_runtime() -> bool:
+    return os.environ.get("FLYWHEEL_SPARK_RUNTIME", "managed") == "local"
+
+
+def spark_path(uri: str) -> str:
+    """The URI Spark reads: ``s3://`` becomes ``s3a://`` only for Spark outside Glue/EMR."""
+    if is_local_runtime() and uri.startswith("s3://"):
+        return "s3a://" + uri[len("s3://"):]
+    return uri
+
+
+def spark_session(app_name: str):
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName(app_name)
+    remote = os.environ.get("FLYWHEEL_SPARK_REMOTE")
+    master = os.environ.get("FLYWHEEL_SPARK_MASTER")
+    if remote:
+        builder = builder.remote(remote)
+    elif master:
+        builder = (
+            builder.master(master)
+            .config("spark.driver.memory", os.environ.get("FLYWHEEL_SPARK_DRIVER_MEMORY", "4g"))
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
+            .config("spark.sql.shuffle.partitions", "8")
+        )
+    spark = builder.getOrCreate()
+    # Part layout: only the partitions being written are replaced (run book, pipeline 2).
+    spark.conf.set("spark.sql.sources.partitionOverwriteMode", "dynamic")
+    return spark
+
+
+def open_pipes():
+    """Open Dagster Pipes the way the orchestrator launched us.
+
+    Glue/EMR get ``--dagster-pipes-context``/``--dagster-pipes-messages`` arguments and exchange
+    context and messages through S3; a local subprocess gets environment variables. Run by
+    hand, outside Dagster, this returns dagster-pipes' no-op stand-in.
+    """
+    from dagster_pipes import (
+        PipesCliArgsParamsLoader,
+        PipesS3ContextLoader,
+        PipesS3MessageWriter,
+        open_dagster_pipes,
+    )
+
+    cli = PipesCliArgsParamsLoader()
+    if cli.is_dagster_pipes_process():
+        client = storage.s3_client()
+        return open_dagster_pipes(
+            params_loader=cli,
+            context_loader=PipesS3ContextLoader(client),
+            message_writer=PipesS3MessageWriter(client),
+        )
+    return open_dagster_pipes()
+
+
+def parse_args(argv: list[str] | None, names: dict[str, str | None]) -> dict[str, str | None]:
+    """Run-book style ``--NAME value`` arguments; unknown ones (Glue's, Pipes') are ignored."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    for name, default in names.items():
+        parser.add_argument(f"--{name}", default=default)
+    known, _ = parser.parse_known_args(argv)
+    return vars(known)
+
+
+def positive_int(value: str | None, name: str) -> int:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise FlywheelInputError(f"--{name} must be a positive whole number, got {value!r}")
+    if number <= 0:
+        raise FlywheelInputError(f"--{name} must be a positive whole number, got {value!r}")
+    return number

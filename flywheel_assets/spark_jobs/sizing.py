@@ -1,0 +1,72 @@
+"""Dynamic file sizing and file statistics, from parquet footers (no data is read).
+
+The file count of an output table follows from its estimated size, the sum of the source's
+compressed column-chunk sizes for its columns, and a target file size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+
+from flywheel_assets.spark_jobs import storage
+from flywheel_assets.spark_jobs.errors import FlywheelInputError
+
+
+@dataclass(frozen=True)
+class FileStats:
+    files: int
+    bytes: int
+    rows: int
+
+
+def data_files(folder: str) -> list[tuple[str, int]]:
+    """(uri, size) of the data files directly in ``folder``.
+
+    Like Spark, names starting with ``_`` or ``.`` (``_SUCCESS``, CRCs) are not data; other
+    writers (Athena, Glue) write parquet without the ``.parquet`` suffix, so none is required.
+    """
+    return sorted(
+        (storage.join(folder, e.name), e.size)
+        for e in storage.list_dir(folder)
+        if not e.is_dir and not e.name.startswith(("_", "."))
+    )
+
+
+def _footer(uri: str):
+    import pyarrow.parquet as pq
+    from pyarrow import fs
+
+    if storage.is_s3(uri):
+        filesystem, path = fs.S3FileSystem(), uri.split("://", 1)[1]
+    else:
+        filesystem, path = fs.LocalFileSystem(), str(storage.local_path(uri))
+    try:
+        with filesystem.open_input_file(path) as f:
+            return pq.ParquetFile(f).metadata
+    except Exception as exc:  # pyarrow says what is wrong (no magic bytes, truncated footer)
+        raise FlywheelInputError(f"{uri} is not a readable parquet file: {exc}") from exc
+
+
+def column_bytes(files: list[str]) -> dict[str, int]:
+    """Compressed bytes per top-level column over all row groups of ``files``."""
+    sizes: dict[str, int] = defaultdict(int)
+    for uri in files:
+        meta = _footer(uri)
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            for c in range(group.num_columns):
+                chunk = group.column(c)
+                sizes[chunk.path_in_schema.split(".")[0]] += chunk.total_compressed_size
+    return dict(sizes)
+
+
+def file_count(estimated_bytes: int, target_bytes: int) -> int:
+    return max(1, math.ceil(estimated_bytes / max(1, target_bytes)))
+
+
+def folder_stats(folder: str) -> FileStats:
+    files = data_files(folder)
+    rows = sum(_footer(uri).num_rows for uri, _ in files)
+    return FileStats(files=len(files), bytes=sum(size for _, size in files), rows=rows)

@@ -1,0 +1,223 @@
+"""The split jobs of both pipelines: one wide source snapshot -> narrow per-table parquet.
+
+Pure in the sense of the platform: (source, snapshot, mapping, target, sizing) -> files on disk
+plus per-table statistics. Everything that can be wrong with the input is checked before the
+first byte is written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+from flywheel_assets.spark_jobs import sizing, storage
+from flywheel_assets.spark_jobs.errors import FlywheelInputError
+from flywheel_assets.spark_jobs.mapping import KEY_COLUMN, Mapping, check_against_source, normalize
+from flywheel_assets.spark_jobs.runtime import spark_path
+from flywheel_assets.spark_jobs.snapshots import resolve_snapshot, snapshot_path
+
+BUCKET, PART = "bucket", "part"
+METADATA_FILE = "metadata/snapshot_dt.txt"
+
+
+@dataclass(frozen=True)
+class SplitJob:
+    """How one run-book job lays out its output."""
+
+    name: str
+    layout: str  # BUCKET: <target>/<table>/ ; PART: <target>/<table>/snapshot_dt=<d>/
+    mapping: str  # "required" | "optional" | "none"
+    single_table: Optional[str] = None  # all (mapped) columns in one table with this name
+
+
+JOBS = {
+    job.name: job
+    for job in (
+        SplitJob("infobase_split_and_bucket", BUCKET, "required"),
+        SplitJob("addressable_bucket", BUCKET, "none", single_table="addressable_ids"),
+        SplitJob("infobase_split_and_part", PART, "required"),
+        SplitJob("addressable_split_and_part", PART, "optional", single_table="addressable_ids"),
+    )
+}
+
+
+@dataclass
+class TablePlan:
+    name: str
+    columns: list[str]  # key first
+    path: str  # the folder the data files of this snapshot land in
+    estimated_bytes: int
+    files: int
+
+
+@dataclass
+class TableResult:
+    name: str
+    path: str
+    rows: int
+    files: int
+    bytes: int
+    columns: int
+    planned_files: int
+
+
+@dataclass
+class SplitResult:
+    job: str
+    snapshot: str
+    source: str
+    target: str
+    source_rows: int
+    source_bytes: int
+    unmapped_columns: list[str]
+    tables: list[TableResult] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def source_files(folder: str) -> list[tuple[str, int]]:
+    files = sizing.data_files(folder)
+    if not files:
+        raise FlywheelInputError(f"snapshot {folder} is empty: no data files")
+    return files
+
+
+def normalized_names(columns: list[str], where: str) -> list[str]:
+    """Trimmed, lowercased column names; two that collide fail with both names."""
+    seen: dict[str, str] = {}
+    out = []
+    for col in columns:
+        name = normalize(col)
+        if name in seen:
+            raise FlywheelInputError(
+                f"{where}: columns {seen[name]!r} and {col!r} collide after lowercasing"
+            )
+        seen[name] = col
+        out.append(name)
+    return out
+
+
+def read_snapshot(spark, folder: str):
+    """The snapshot as a DataFrame with normalized column names, plus the original names."""
+    try:
+        df = spark.read.parquet(spark_path(folder))
+        original = df.columns
+    except Exception as exc:  # Spark's own message names the corrupt file
+        raise FlywheelInputError(f"cannot read snapshot {folder} as parquet: {_first_line(exc)}") from exc
+    names = normalized_names(original, folder)
+    if KEY_COLUMN not in names:
+        raise FlywheelInputError(
+            f"{folder}: key column {KEY_COLUMN!r} missing (columns: {', '.join(original[:10])}...)"
+        )
+    if "snapshot_dt" in names:
+        raise FlywheelInputError(f"{folder}: a data column named snapshot_dt clashes with the partition column")
+    return df.toDF(*names), original
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0][:500] if str(exc).strip() else type(exc).__name__
+
+
+def table_columns(job: SplitJob, mapping: Optional[Mapping], names: list[str]) -> tuple[dict[str, list[str]], list[str]]:
+    """table -> non-key columns, and the source columns no table takes."""
+    if mapping is None:
+        return {job.single_table: [c for c in names if c != KEY_COLUMN]}, []
+    unmapped = check_against_source(mapping, names)
+    tables = mapping.tables
+    if job.single_table:
+        if len(tables) != 1:
+            raise FlywheelInputError(
+                f"{mapping.source}: {job.name} writes one table ({job.single_table}); "
+                f"the mapping names {len(tables)}: {', '.join(tables)}"
+            )
+        tables = {job.single_table: next(iter(tables.values()))}
+    return dict(tables), unmapped
+
+
+def output_folder(job: SplitJob, target: str, table: str, snapshot: str) -> str:
+    if job.layout == BUCKET:
+        return storage.join(target, table)
+    base = target if job.single_table else storage.join(target, table)
+    return storage.join(base, f"snapshot_dt={snapshot}")
+
+
+def plan(job, tables, original_by_name, column_sizes, target, snapshot, target_file_bytes) -> list[TablePlan]:
+    plans = []
+    for table, cols in tables.items():
+        columns = [KEY_COLUMN, *cols]
+        estimate = sum(column_sizes.get(original_by_name[c], 0) for c in columns)
+        plans.append(
+            TablePlan(
+                name=table,
+                columns=columns,
+                path=output_folder(job, target, table, snapshot),
+                estimated_bytes=estimate,
+                files=sizing.file_count(estimate, target_file_bytes),
+            )
+        )
+    return plans
+
+
+def _num_partitions(df) -> Optional[int]:
+    try:
+        return df.rdd.getNumPartitions()
+    except Exception:  # Spark Connect has no RDDs
+        return None
+
+
+def run_split(
+    spark,
+    job: SplitJob,
+    source: str,
+    target: str,
+    requested_snapshot: str,
+    mapping: Optional[Mapping],
+    target_file_bytes: int,
+    log=None,
+) -> SplitResult:
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    say = log.info if log else (lambda msg: None)
+    if job.mapping == "required" and mapping is None:
+        raise FlywheelInputError(f"{job.name} needs a mapping file (--CSV_FILE)")
+    snapshot = resolve_snapshot(source, requested_snapshot)
+    folder = snapshot_path(source, snapshot)
+    files = source_files(folder)
+    column_sizes = sizing.column_bytes([uri for uri, _ in files])  # also vets every footer
+    df, original = read_snapshot(spark, folder)
+    names = list(df.columns)
+    tables, unmapped = table_columns(job, mapping, names)
+    plans = plan(job, tables, dict(zip(names, original)), column_sizes, target, snapshot, target_file_bytes)
+    say(f"{job.name}: snapshot {snapshot}, {len(files)} source files, {len(plans)} tables, "
+        f"{len(unmapped)} unmapped columns")
+
+    # Read the source once: every table is a projection of this cache.
+    cached = df.persist(StorageLevel.MEMORY_AND_DISK)
+    source_rows = cached.count()
+    if source_rows == 0:
+        cached.unpersist()
+        raise FlywheelInputError(f"snapshot {folder} is empty: 0 rows")
+    partitions = _num_partitions(cached)
+    result = SplitResult(job.name, snapshot, source, target, source_rows, sum(s for _, s in files), unmapped)
+    try:
+        for p in plans:
+            out = cached.select(*p.columns)
+            out = out.coalesce(p.files) if partitions and p.files <= partitions else out.repartition(p.files)
+            if job.layout == BUCKET:
+                out.write.mode("overwrite").parquet(spark_path(p.path))
+            else:
+                table_root = target if job.single_table else storage.join(target, p.name)
+                (out.withColumn("snapshot_dt", F.lit(snapshot))
+                    .write.mode("overwrite").partitionBy("snapshot_dt").parquet(spark_path(table_root)))
+            stats = sizing.folder_stats(p.path)
+            result.tables.append(
+                TableResult(p.name, p.path, stats.rows, stats.files, stats.bytes, len(p.columns), p.files)
+            )
+            say(f"{p.name}: {stats.rows} rows, {stats.files} files, {stats.bytes} bytes")
+    finally:
+        cached.unpersist()
+    if job.layout == BUCKET:
+        storage.write_text(storage.join(target, METADATA_FILE), snapshot + "\n")
+    return result

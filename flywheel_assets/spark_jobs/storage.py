@@ -1,0 +1,109 @@
+"""A small file-system interface over local paths and ``s3://`` URIs.
+
+Only what the jobs and the sensor need: list one level (delimiter listing on S3, so the cost
+follows the number of folders, not files), read and write small text files.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+from urllib.parse import urlparse
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    is_dir: bool
+    size: int = 0
+
+
+def join(root: str, *parts: str) -> str:
+    out = root.rstrip("/")
+    for part in parts:
+        out = f"{out}/{part.strip('/')}"
+    return out
+
+
+def is_s3(uri: str) -> bool:
+    return uri.startswith(("s3://", "s3a://"))
+
+
+def split_s3(uri: str) -> tuple[str, str]:
+    parsed = urlparse(uri)
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+def local_path(uri: str) -> Path:
+    return Path(uri[len("file://"):] if uri.startswith("file://") else uri)
+
+
+_s3_client = None
+
+
+def s3_client():
+    """One boto3 client per process; endpoint from AWS_ENDPOINT_URL_S3 (moto in tests)."""
+    global _s3_client
+    if _s3_client is None:
+        import boto3
+        from botocore.config import Config
+
+        _s3_client = boto3.client("s3", config=Config(retries={"mode": "adaptive", "max_attempts": 8}))
+    return _s3_client
+
+
+def list_dir(uri: str) -> list[Entry]:
+    """Immediate children of a folder; empty if it does not exist."""
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        prefix = key.rstrip("/") + "/" if key else ""
+        entries = []
+        paginator = s3_client().get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
+            for cp in page.get("CommonPrefixes", []):
+                entries.append(Entry(cp["Prefix"][len(prefix):].rstrip("/"), True))
+            for obj in page.get("Contents", []):
+                name = obj["Key"][len(prefix):]
+                if name:
+                    entries.append(Entry(name, False, obj["Size"]))
+        return entries
+    path = local_path(uri)
+    if not path.is_dir():
+        return []
+    out = []
+    with os.scandir(path) as it:
+        for e in it:
+            is_dir = e.is_dir()
+            out.append(Entry(e.name, is_dir, 0 if is_dir else e.stat().st_size))
+    return out
+
+
+def read_text(uri: str) -> Optional[str]:
+    """The file's text, or None if it does not exist."""
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        client = s3_client()
+        try:
+            body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except client.exceptions.NoSuchKey:
+            return None
+        return body.decode("utf-8-sig")
+    path = local_path(uri)
+    if not path.is_file():
+        return None
+    return path.read_text(encoding="utf-8-sig")
+
+
+def write_text(uri: str, text: str) -> None:
+    """Write a small file in one step (atomic rename locally; a single PUT on S3)."""
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        s3_client().put_object(Bucket=bucket, Key=key, Body=text.encode("utf-8"))
+        return
+    path = local_path(uri)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
