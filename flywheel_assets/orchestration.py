@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from dagster import AssetKey, DagsterEventType, DagsterInstance, execute_job, reconstructable
@@ -47,6 +48,11 @@ def resolve_run_snapshot(lake: Lake, assets: list[str], requested: str) -> str:
     return requested
 
 
+def plain_message(message: str) -> str:
+    """'pkg.Failure: job failed: pkg.SomeError: what' -> 'job failed: what'."""
+    return re.sub(r"\b[\w.]+\.\w*(Error|Failure|Exception): ", "", message).strip()
+
+
 @dataclass
 class AssetOutcome:
     asset: str
@@ -71,7 +77,7 @@ def outcomes(instance: DagsterInstance, run_id: str, assets: list[str]) -> list[
         if event.step_key in result:
             error = event.step_failure_data.error
             result[event.step_key].status = "FAILED"
-            result[event.step_key].error = error.message
+            result[event.step_key].error = plain_message(error.message)
     for name, outcome in result.items():
         step = stats.get(name)
         if step and step.start_time and step.end_time:

@@ -186,6 +186,7 @@ def run_split(
     folder = snapshot_path(source, snapshot)
     files = source_files(folder)
     column_sizes = sizing.column_bytes([uri for uri, _ in files])  # also vets every footer
+    normalized_names(list(column_sizes), folder)  # before Spark, whose own error names one column
     df, original = read_snapshot(spark, folder)
     names = list(df.columns)
     tables, unmapped = table_columns(job, mapping, names)

@@ -1,0 +1,159 @@
+"""`flywheel run` as a user runs it, on a lake the sample generator never produced.
+
+Other column names, three tables, three snapshots, a mapping header with extra columns; the
+Spark jobs run in subprocesses through Dagster Pipes on the project's local instance.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from dagster import AssetKey, DagsterEventType, DagsterInstance
+
+from flywheel_assets import settings
+
+SNAPSHOTS = ["2023-11-30", "2024-06-01", "2024-02-29"]  # not written in date order
+ROWS = 120
+GROUPS = {"Seg_Alpha": ["Score_A", "Flag_A"], "Seg_Beta": ["Spend_B", "Visit_Date_B", "Tier_B"],
+          "Seg_Gamma": ["Note_G"]}
+UNMAPPED = ["Legacy_Field"]
+
+
+def infobase(snapshot_index: int) -> pa.Table:
+    n = ROWS + snapshot_index  # each snapshot has a different row count
+    return pa.table({
+        "CUSTOMER_USER_ID": [f"id-{snapshot_index}-{i}" for i in range(n)],
+        "Score_A": [i * 1.5 for i in range(n)],
+        "Flag_A": [i % 2 == 0 for i in range(n)],
+        "Spend_B": [i * 10 for i in range(n)],
+        "Visit_Date_B": pa.array([19000 + i for i in range(n)], pa.int32()).cast(pa.date32()),
+        "Tier_B": [None if i % 7 == 0 else "gold" for i in range(n)],
+        "Note_G": [f"n{i}" for i in range(n)],
+        "Legacy_Field": [0] * n,
+    })
+
+
+def addressable(snapshot_index: int) -> pa.Table:
+    n = ROWS + snapshot_index
+    return pa.table({"Customer_User_Id": [f"id-{snapshot_index}-{i}" for i in range(n)],
+                     "Device_Id": [f"d{i}" for i in range(n)], "Email_SHA256": [f"e{i}" for i in range(n)]})
+
+
+def write(folder: Path, table: pa.Table) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    half = table.num_rows // 2
+    pq.write_table(table.slice(0, half), folder / "a.parquet")
+    pq.write_table(table.slice(half), folder / "b.parquet")
+
+
+@pytest.fixture(scope="module")
+def unseen_lake(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("unseen") / "lake"
+    for i, snap in enumerate(SNAPSHOTS):
+        write(root / settings.INFOBASE_RAW / f"snapshot_dt={snap}", infobase(i))
+        write(root / settings.ADDRESSABLE_COMPACTION / f"snapshot_dt={snap}", addressable(i))
+        write(root / settings.ADDRESSABLE_RAW / f"snapshot_dt={snap}", addressable(i))
+    (root / settings.INFOBASE_RAW / "_temporary").mkdir()
+    (root / settings.INFOBASE_RAW / "snapshot_dt=not-a-date").mkdir()
+    rows = [(t, c) for t, cols in GROUPS.items() for c in cols]
+    (root / settings.INFOBASE_BUCKET_MAPPING).write_text(
+        "Table_Name , Column_Name,Comment\n" + "".join(f"{t},{c},x\n" for t, c in rows))
+    (root / settings.INFOBASE_PART_MAPPING).write_text(
+        "column_name,table_name\n" + "".join(f"{c.lower()},{t.lower()}_a\n" for t, c in rows))
+    (root / settings.ADDRESSABLE_PART_MAPPING).write_text("table_name,column_name\naddressable_ids,device_id\n")
+    return root
+
+
+def flywheel(home: Path, lake: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "FLYWHEEL_HOME": str(home), "FLYWHEEL_DATA_ROOT": str(lake), "FLYWHEEL_ENV": "local"}
+    env.pop("DAGSTER_HOME", None)
+    return subprocess.run([sys.executable, "-m", "flywheel_assets.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def latest_run(unseen_lake, tmp_path_factory):
+    home = tmp_path_factory.mktemp("home")
+    proc = flywheel(home, unseen_lake, "run", "--snapshot", "latest")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return home, proc
+
+
+def test_every_row_and_mapped_column_in_every_table(unseen_lake, latest_run):
+    latest, n = "2024-06-01", ROWS + 1
+    ids = {f"id-1-{i}" for i in range(n)}
+    cluster = unseen_lake / settings.SPLIT_CLUSTER_INFOBASE
+    assert sorted(p.name for p in cluster.iterdir()) == ["Seg_Alpha", "Seg_Beta", "Seg_Gamma", "metadata"]
+    assert (cluster / "metadata" / "snapshot_dt.txt").read_text().strip() == latest
+    part = unseen_lake / settings.SPLIT_PART_INFOBASE
+    for table, columns in GROUPS.items():
+        lowered = ["customer_user_id", *[c.lower() for c in columns]]
+        for folder in (cluster / table, part / f"{table.lower()}_a" / f"snapshot_dt={latest}"):
+            out = pq.read_table(folder)
+            assert out.column_names == lowered
+            assert set(out.column("customer_user_id").to_pylist()) == ids and out.num_rows == n
+    assert sorted(p.name for p in part.iterdir()) == ["seg_alpha_a", "seg_beta_a", "seg_gamma_a"]
+    ad = pq.read_table(unseen_lake / settings.SPLIT_CLUSTER_ADDRESSABLE / "addressable_ids")
+    assert ad.column_names == ["customer_user_id", "device_id", "email_sha256"] and ad.num_rows == n
+    assert (unseen_lake / settings.SPLIT_CLUSTER_ADDRESSABLE / "metadata" / "snapshot_dt.txt").read_text().strip() == latest
+    ad_part = pq.read_table(unseen_lake / settings.SPLIT_PART_ADDRESSABLE / f"snapshot_dt={latest}")
+    assert ad_part.column_names == ["customer_user_id", "device_id"] and ad_part.num_rows == n
+
+
+def test_summary_and_instance_record_the_run(latest_run):
+    home, proc = latest_run
+    assert "snapshot_dt=2024-06-01" in proc.stdout
+    for asset in ("infobase_split", "addressable_bucket", "infobase_split_part", "addressable_split_part"):
+        line = next(l for l in proc.stdout.splitlines() if l.startswith(asset + " "))
+        assert line.split()[1] == "SUCCESS" and line.split()[2] == str(ROWS + 1)
+    instance = DagsterInstance.from_config(str(home / "dagster"))
+    assert instance.get_dynamic_partitions("snapshot_dt") == ["2024-06-01"]
+    event = instance.get_latest_materialization_event(AssetKey("infobase_split"))
+    meta = event.asset_materialization.metadata
+    assert event.asset_materialization.partition == "2024-06-01"
+    assert meta["tables_written"].value == 3 and meta["source_rows"].value == ROWS + 1
+    assert meta["unmapped_columns"].value == ["legacy_field"] and meta["unmapped_columns_count"].value == 1
+    assert {t["name"]: t["rows"] for t in meta["tables"].value} == {t: ROWS + 1 for t in GROUPS}
+
+
+def test_older_snapshot_adds_a_partition_and_keeps_the_newer(unseen_lake, latest_run):
+    home, _ = latest_run
+    newer = unseen_lake / settings.SPLIT_PART_ADDRESSABLE / "snapshot_dt=2024-06-01"
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in newer.iterdir())
+    proc = flywheel(home, unseen_lake, "run", "--snapshot", "2023-11-30", "--select", "addressable_split_part")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert pq.read_table(unseen_lake / settings.SPLIT_PART_ADDRESSABLE / "snapshot_dt=2023-11-30").num_rows == ROWS
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in newer.iterdir()) == before
+    instance = DagsterInstance.from_config(str(home / "dagster"))
+    assert sorted(instance.get_dynamic_partitions("snapshot_dt")) == ["2023-11-30", "2024-06-01"]
+
+
+def test_bad_mapping_fails_clearly_and_changes_nothing(unseen_lake, latest_run, tmp_path):
+    home, _ = latest_run
+    cluster = unseen_lake / settings.SPLIT_CLUSTER_INFOBASE
+    before = sorted((str(p), p.stat().st_mtime_ns) for p in cluster.rglob("*"))
+    mapping = unseen_lake / settings.INFOBASE_BUCKET_MAPPING
+    good = mapping.read_text()
+    try:
+        mapping.write_text(good + "Seg_Alpha,score_a,dup\n")
+        proc = flywheel(home, unseen_lake, "run", "--select", "infobase_split")
+    finally:
+        mapping.write_text(good)
+    assert proc.returncode == 1
+    assert "infobase_split   " in proc.stdout and "FAILED" in proc.stdout
+    assert f"{mapping}, line 8: column 'score_a' listed twice for table Seg_Alpha (first on line 2)" in proc.stdout
+    assert sorted((str(p), p.stat().st_mtime_ns) for p in cluster.rglob("*")) == before
+
+
+def test_missing_snapshot_is_refused_before_any_run(unseen_lake, tmp_path):
+    proc = flywheel(tmp_path / "home", unseen_lake, "run", "--snapshot", "2024-01-01")
+    assert proc.returncode == 2
+    assert "snapshot_dt=2024-01-01 not found" in proc.stderr and "2023-11-30, 2024-02-29, 2024-06-01" in proc.stderr
+    assert not (tmp_path / "home" / "dagster" / "storage").exists() or not DagsterInstance.from_config(
+        str(tmp_path / "home" / "dagster")).get_dynamic_partitions("snapshot_dt")

@@ -1,0 +1,216 @@
+"""The split jobs on real local Spark, small data, outputs checked exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from flywheel_assets import settings
+from flywheel_assets.demo_data import attribute_names, snapshot_dates
+from flywheel_assets.spark_jobs.errors import FlywheelInputError
+from flywheel_assets.spark_jobs.mapping import load_mapping
+from flywheel_assets.spark_jobs.split import JOBS, run_split
+from flywheel_assets_tests.conftest import SMALL
+
+MB = 1024 * 1024
+LATEST, OLDEST = snapshot_dates(SMALL.snapshots)[-1], snapshot_dates(SMALL.snapshots)[0]
+
+
+def paths(lake: Path):
+    return {
+        "ib_raw": str(lake / settings.INFOBASE_RAW),
+        "ad_comp": str(lake / settings.ADDRESSABLE_COMPACTION),
+        "ad_raw": str(lake / settings.ADDRESSABLE_RAW),
+        "cluster_ib": str(lake / settings.SPLIT_CLUSTER_INFOBASE),
+        "cluster_ad": str(lake / settings.SPLIT_CLUSTER_ADDRESSABLE),
+        "part_ib": str(lake / settings.SPLIT_PART_INFOBASE),
+        "part_ad": str(lake / settings.SPLIT_PART_ADDRESSABLE),
+        "bucket_csv": str(lake / settings.INFOBASE_BUCKET_MAPPING),
+        "part_csv": str(lake / settings.INFOBASE_PART_MAPPING),
+        "ad_csv": str(lake / settings.ADDRESSABLE_PART_MAPPING),
+    }
+
+
+def source_table(folder: str) -> pa.Table:
+    return pq.read_table(folder)
+
+
+def read_output(folder: Path) -> pa.Table:
+    return pq.read_table(folder)
+
+
+def tree(folder: Path) -> dict[str, tuple[int, int]]:
+    """relative path -> (size, mtime_ns) of every file below folder."""
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
+
+
+def split(spark, lake, job, snapshot="_NONE_", csv=None, target_mb=128, **kw):
+    p = paths(lake)
+    source, target, default_csv = {
+        "infobase_split_and_bucket": (p["ib_raw"], p["cluster_ib"], p["bucket_csv"]),
+        "addressable_bucket": (p["ad_comp"], p["cluster_ad"], None),
+        "infobase_split_and_part": (p["ib_raw"], p["part_ib"], p["part_csv"]),
+        "addressable_split_and_part": (p["ad_raw"], p["part_ad"], p["ad_csv"]),
+    }[job]
+    csv = csv or default_csv
+    mapping = load_mapping(csv) if csv else None
+    return run_split(spark, JOBS[job], kw.get("source", source), target, snapshot, mapping, int(target_mb * MB))
+
+
+def test_infobase_split_and_bucket_layout_rows_columns_metadata(spark, lake):
+    result = split(spark, lake, "infobase_split_and_bucket")
+    assert result.snapshot == LATEST
+    target = lake / settings.SPLIT_CLUSTER_INFOBASE
+    src = source_table(str(lake / settings.INFOBASE_RAW / f"snapshot_dt={LATEST}"))
+    mapping = load_mapping(paths(lake)["bucket_csv"])
+    assert sorted(p.name for p in target.iterdir()) == sorted([*mapping.tables, "metadata"])
+    assert (target / "metadata" / "snapshot_dt.txt").read_text().strip() == LATEST
+    src_by_lower = {name.lower(): name for name in src.column_names}
+    for table, columns in mapping.tables.items():
+        out = read_output(target / table)
+        assert out.column_names == ["customer_user_id", *columns]
+        assert out.num_rows == SMALL.rows
+        # every source row, values and types unchanged
+        expected = src.select([src_by_lower[c] for c in out.column_names]).rename_columns(out.column_names)
+        assert out.schema.equals(expected.schema, check_metadata=False)
+        assert sorted(out.to_pylist(), key=lambda r: r["customer_user_id"]) == sorted(
+            expected.to_pylist(), key=lambda r: r["customer_user_id"])
+    stats = {t.name: t for t in result.tables}
+    assert set(stats) == set(mapping.tables)
+    assert all(t.rows == SMALL.rows and t.files == 1 and t.bytes > 0 for t in stats.values())
+    assert result.unmapped_columns == [c.lower() for c in attribute_names(SMALL.attributes)[-SMALL.unmapped:]]
+
+
+def test_new_snapshot_replaces_previous_in_bucket_layout(spark, lake):
+    split(spark, lake, "addressable_bucket", snapshot=OLDEST)
+    target = lake / settings.SPLIT_CLUSTER_ADDRESSABLE
+    assert (target / "metadata" / "snapshot_dt.txt").read_text().strip() == OLDEST
+    split(spark, lake, "addressable_bucket", snapshot=LATEST)
+    out = read_output(target / "addressable_ids")
+    latest_ids = source_table(str(lake / settings.ADDRESSABLE_COMPACTION / f"snapshot_dt={LATEST}")).column("Customer_User_id")
+    assert sorted(out.column("customer_user_id").to_pylist()) == sorted(latest_ids.to_pylist())
+    assert out.column_names == ["customer_user_id", "hashed_email", "maid", "ip_address", "id_type", "last_seen"]
+    assert (target / "metadata" / "snapshot_dt.txt").read_text().strip() == LATEST
+    assert sorted(p.name for p in target.iterdir()) == ["addressable_ids", "metadata"]
+
+
+def test_part_layout_keeps_other_snapshots_untouched(spark, lake):
+    split(spark, lake, "infobase_split_and_part", snapshot=OLDEST)
+    target = lake / settings.SPLIT_PART_INFOBASE
+    table = next(iter(load_mapping(paths(lake)["part_csv"]).tables))
+    assert table.endswith("_a")
+    before = tree(target / table / f"snapshot_dt={OLDEST}")
+    result = split(spark, lake, "infobase_split_and_part", snapshot=LATEST)
+    assert sorted(p.name for p in (target / table).iterdir() if p.is_dir()) == [
+        f"snapshot_dt={OLDEST}", f"snapshot_dt={LATEST}"]
+    assert tree(target / table / f"snapshot_dt={OLDEST}") == before
+    out = read_output(target / table / f"snapshot_dt={LATEST}")
+    assert out.num_rows == SMALL.rows and "snapshot_dt" not in out.column_names
+    assert {t.path for t in result.tables} == {
+        str(target / t / f"snapshot_dt={LATEST}") for t in load_mapping(paths(lake)["part_csv"]).tables}
+    assert not (target / "metadata").exists()
+
+
+def test_addressable_split_and_part_writes_one_partitioned_table(spark, lake):
+    split(spark, lake, "addressable_split_and_part", snapshot=OLDEST)
+    split(spark, lake, "addressable_split_and_part", snapshot=LATEST)
+    target = lake / settings.SPLIT_PART_ADDRESSABLE
+    assert sorted(p.name for p in target.iterdir() if p.is_dir()) == [f"snapshot_dt={OLDEST}", f"snapshot_dt={LATEST}"]
+    out = read_output(target / f"snapshot_dt={LATEST}")
+    assert out.column_names == ["customer_user_id", "hashed_email", "maid", "ip_address", "id_type", "last_seen"]
+    assert out.num_rows == SMALL.rows
+
+
+def test_rerun_gives_the_same_rows(spark, lake):
+    split(spark, lake, "addressable_bucket", snapshot=LATEST)
+    target = lake / settings.SPLIT_CLUSTER_ADDRESSABLE / "addressable_ids"
+    first = sorted(read_output(target).to_pylist(), key=str)
+    split(spark, lake, "addressable_bucket", snapshot=LATEST)
+    assert sorted(read_output(target).to_pylist(), key=str) == first
+
+
+def test_dynamic_file_sizing_follows_table_size(spark, lake):
+    # ~1 KB target: each table's file count follows its estimated size, not a fixed number.
+    result = split(spark, lake, "infobase_split_and_bucket", target_mb=4 / 1024)
+    for t in result.tables:
+        assert t.planned_files > 1
+        assert t.files == t.planned_files
+        assert len(list((lake / settings.SPLIT_CLUSTER_INFOBASE / t.name).glob("*.parquet"))) == t.files
+        assert t.rows == SMALL.rows
+    by_size = sorted(result.tables, key=lambda t: t.bytes)
+    assert by_size[0].files <= by_size[-1].files
+
+
+def write_source(folder: Path, table: pa.Table) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, folder / "part-0.parquet")
+
+
+def test_columns_are_trimmed_and_lowercased(spark, tmp_path):
+    src = tmp_path / "src"
+    write_source(src / "snapshot_dt=2024-05-01", pa.table({" Customer_User_id ": ["a", "b"], "Mixed_CASE": [1, 2]}))
+    result = run_split(spark, JOBS["addressable_bucket"], str(src), str(tmp_path / "out"), "_NONE_", None, MB)
+    out = read_output(tmp_path / "out" / "addressable_ids")
+    assert out.column_names == ["customer_user_id", "mixed_case"] and out.num_rows == 2
+    assert result.snapshot == "2024-05-01"
+
+
+def test_collision_after_lowercasing_fails_with_both_names(spark, tmp_path):
+    src = tmp_path / "src"
+    write_source(src / "snapshot_dt=2024-05-01", pa.table({"customer_user_id": ["a"], "Score": [1], "SCORE": [2]}))
+    with pytest.raises(FlywheelInputError, match="columns 'Score' and 'SCORE' collide after lowercasing"):
+        run_split(spark, JOBS["addressable_bucket"], str(src), str(tmp_path / "out"), "_NONE_", None, MB)
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_key_column_fails(spark, tmp_path):
+    src = tmp_path / "src"
+    write_source(src / "snapshot_dt=2024-05-01", pa.table({"user": ["a"], "x": [1]}))
+    with pytest.raises(FlywheelInputError, match="key column 'customer_user_id' missing"):
+        run_split(spark, JOBS["addressable_bucket"], str(src), str(tmp_path / "out"), "_NONE_", None, MB)
+
+
+def test_empty_snapshots_fail(spark, tmp_path):
+    src = tmp_path / "src"
+    (src / "snapshot_dt=2024-05-01").mkdir(parents=True)
+    (src / "snapshot_dt=2024-05-01" / "_SUCCESS").write_text("")
+    with pytest.raises(FlywheelInputError, match="snapshot .*snapshot_dt=2024-05-01 is empty: no data files"):
+        run_split(spark, JOBS["addressable_bucket"], str(src), str(tmp_path / "out"), "_NONE_", None, MB)
+    write_source(src / "snapshot_dt=2024-05-02", pa.table({"customer_user_id": pa.array([], pa.string())}))
+    with pytest.raises(FlywheelInputError, match="snapshot_dt=2024-05-02 is empty: 0 rows"):
+        run_split(spark, JOBS["addressable_bucket"], str(src), str(tmp_path / "out"), "_NONE_", None, MB)
+    assert not (tmp_path / "out").exists()
+
+
+def test_corrupt_file_fails_naming_it(spark, tmp_path):
+    src = tmp_path / "src" / "snapshot_dt=2024-05-01"
+    write_source(src, pa.table({"customer_user_id": ["a"]}))
+    (src / "part-1.parquet").write_text("not parquet at all")
+    with pytest.raises(FlywheelInputError, match=r"part-1.parquet is not a readable parquet file"):
+        run_split(spark, JOBS["addressable_bucket"], str(tmp_path / "src"), str(tmp_path / "out"), "_NONE_", None, MB)
+
+
+def test_mapped_column_missing_from_source_leaves_published_output_untouched(spark, lake):
+    split(spark, lake, "infobase_split_and_bucket", snapshot=OLDEST)
+    target = lake / settings.SPLIT_CLUSTER_INFOBASE
+    before = tree(target)
+    bad = lake / "bad.csv"
+    bad.write_text(f"table_name,column_name\nIBE_01,{attribute_names(1)[0]}\nIBE_01,no_such_column\n")
+    with pytest.raises(FlywheelInputError, match=r"bad.csv, line 3: column 'no_such_column' \(table IBE_01\) is not in the source"):
+        split(spark, lake, "infobase_split_and_bucket", snapshot=LATEST, csv=str(bad))
+    assert tree(target) == before
+
+
+def test_single_table_job_rejects_mapping_with_several_tables(spark, lake):
+    bad = lake / "two.csv"
+    bad.write_text("table_name,column_name\nA,maid\nB,id_type\n")
+    with pytest.raises(FlywheelInputError, match="writes one table .*the mapping names 2: A, B"):
+        split(spark, lake, "addressable_split_and_part", csv=str(bad))
+
+
+def test_missing_snapshot_lists_available(spark, lake):
+    with pytest.raises(FlywheelInputError, match=f"available snapshots: {OLDEST}, {LATEST}"):
+        split(spark, lake, "addressable_bucket", snapshot="2020-01-01")
