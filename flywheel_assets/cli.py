@@ -40,6 +40,58 @@ def cmd_run(args, settings: Settings) -> int:
     return 0 if run_snapshot(settings, args.snapshot, selection) else 1
 
 
+def catalog_for(settings: Settings):
+    from flywheel_assets.resources import resources_for
+
+    return resources_for(settings)["catalog"]
+
+
+def print_table(columns: list[str], rows: list[tuple]) -> None:
+    cells = [[("NULL" if v is None else str(v)) for v in row] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
+    print("  ".join("-" * w for w in widths))
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)))
+    print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+
+
+def cmd_tables(args, settings: Settings) -> int:
+    catalog = catalog_for(settings)
+    database = args.database or catalog.database
+    tables = catalog.list_tables(database)
+    rows = [
+        (t.name, t.location, t.snapshot or "-", t.partitions if t.partition_keys else "-",
+         f"{','.join(t.bucket_columns)} x {t.num_buckets}" if t.num_buckets else "-", len(t.columns))
+        for t in tables
+    ]
+    print(f"database {database} on {catalog.engine()}")
+    print_table(["table", "location", "snapshot_dt", "partitions", "buckets", "columns"], rows)
+    return 0
+
+
+def cmd_query(args, settings: Settings) -> int:
+    columns, rows = catalog_for(settings).query(args.sql)
+    print_table(columns, rows[: args.max_rows])
+    if len(rows) > args.max_rows:
+        print(f"(showing {args.max_rows} of {len(rows)} rows)")
+    return 0
+
+
+def cmd_catalog(args, settings: Settings) -> int:
+    from flywheel_assets.catalog.server import CatalogServer
+
+    server = CatalogServer(settings.catalog_home, settings.spark_master, settings.spark_driver_memory)
+    if args.action == "stop":
+        print("stopped the local catalog server" if server.stop() else "no local catalog server was running")
+    elif args.action == "start":
+        print(f"local catalog server at {server.ensure()}")
+    else:
+        url = server.running_url()
+        print(f"local catalog server at {url}" if url else "local catalog server not running")
+    return 0
+
+
 def cmd_ui(args, settings: Settings) -> int:
     prepare_instance(settings)
     dagster = Path(sys.executable).with_name("dagster")
@@ -65,6 +117,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--select", help="comma-separated asset names (default: all)")
     run.set_defaults(func=cmd_run)
 
+    tables = sub.add_parser("tables", help="list catalog tables: location, snapshot, partitions, buckets")
+    tables.add_argument("--database", help="default: FLYWHEEL_DATABASE (omc_flywheel_prod)")
+    tables.set_defaults(func=cmd_tables)
+
+    query = sub.add_parser("query", help="run SQL on the configured engine and print the result")
+    query.add_argument("sql")
+    query.add_argument("--max-rows", type=int, default=100)
+    query.set_defaults(func=cmd_query)
+
+    catalog = sub.add_parser("catalog", help="the local catalog server (Spark Connect + Hive metastore)")
+    catalog.add_argument("action", choices=["status", "start", "stop"])
+    catalog.set_defaults(func=cmd_catalog)
+
     ui = sub.add_parser("ui", help="open the Dagster UI on the local instance")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)
@@ -80,6 +145,17 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as exc:  # FlywheelInputError included
         print(f"flywheel: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        if type(exc).__module__.startswith(("pyspark", "botocore", "dagster_aws")):  # engine errors: message only
+            print(f"flywheel: {engine_message(exc)}", file=sys.stderr)
+            return 1
+        raise
+
+
+def engine_message(exc: Exception) -> str:
+    """An engine's error without the JVM stack trace."""
+    text = str(exc).split("JVM stacktrace:")[0].strip()
+    return text[:2000]
 
 
 if __name__ == "__main__":

@@ -32,7 +32,8 @@ def check_selection(selection: list[str] | None) -> list[str]:
 
 def resolve_run_snapshot(lake: Lake, assets: list[str], requested: str) -> str:
     """The snapshot every selected asset's source has: the newest common one for 'latest'."""
-    sources = sorted({lake.resolve(DEFAULTS[a]["source_path"]) for a in assets if a in DEFAULTS})
+    # Catalog-only selections take the snapshots of the raw sources behind the whole graph.
+    sources = sorted({lake.resolve(DEFAULTS[a]["source_path"]) for a in (set(assets) & set(DEFAULTS)) or DEFAULTS})
     available = {src: set(list_snapshots(src)) for src in sources}
     common = set.intersection(*available.values()) if available else set()
     if requested in ("latest", LATEST):

@@ -20,6 +20,7 @@ from dagster import (
 )
 from dagster._core.errors import DagsterPipesExecutionError
 
+from flywheel_assets.catalog.local import LocalCatalog
 from flywheel_assets.settings import Settings
 from flywheel_assets.spark_jobs import scripts, storage
 
@@ -96,6 +97,13 @@ def resources_for(settings: Settings) -> dict:
     if settings.env == "local":
         return {
             "lake": Lake(data_root=settings.data_root),
+            "catalog": LocalCatalog(
+                database=settings.database,
+                home=str(settings.catalog_home),
+                spark_master=settings.spark_master,
+                driver_memory=settings.spark_driver_memory,
+                url=settings.catalog_url,
+            ),
             "spark_jobs": LocalSparkRunner(
                 spark_master=settings.spark_master, driver_memory=settings.spark_driver_memory
             ),

@@ -21,6 +21,9 @@ SPLIT_PART_ADDRESSABLE = "omc_cleanroom_data/split_part/addressable_ids/"
 INFOBASE_BUCKET_MAPPING = "omc_cleanroom_data/omc_flywheel_infobase_table_split_lowercase.csv"
 INFOBASE_PART_MAPPING = "omc_cleanroom_data/omc_flywheel_infobase_table_split_part.csv"
 ADDRESSABLE_PART_MAPPING = "omc_cleanroom_data/omc_flywheel_addressable_ids_table_split_part.csv"
+SPLIT_PART_ROOT = "omc_cleanroom_data/split_part/"
+BUCKETED_BASE = "omc_cleanroom_data/cleanroom_tables/bucketed/"
+DEFAULT_DATABASE = "omc_flywheel_prod"
 
 # Production roots, used when FLYWHEEL_ENV=aws and no root is set.
 AWS_DATA_ROOT = "s3://omc-flywheel-data-us-east-1-prod"
@@ -38,10 +41,16 @@ class Settings:
     analysis_root: str
     spark_master: str
     spark_driver_memory: str
+    database: str
+    catalog_url: str  # an existing Spark Connect server for the local catalog ("" = our own)
 
     @property
     def dagster_home(self) -> Path:
         return self.home / "dagster"
+
+    @property
+    def catalog_home(self) -> Path:
+        return self.home / "catalog"
 
 
 def get_settings(environ: dict | None = None) -> Settings:
@@ -62,6 +71,8 @@ def get_settings(environ: dict | None = None) -> Settings:
         analysis_root=_absolute(analysis_root),
         spark_master=env_vars.get("FLYWHEEL_SPARK_MASTER", "local[2]"),
         spark_driver_memory=env_vars.get("FLYWHEEL_SPARK_DRIVER_MEMORY", "4g"),
+        database=env_vars.get("FLYWHEEL_DATABASE", DEFAULT_DATABASE),
+        catalog_url=env_vars.get("FLYWHEEL_CATALOG_URL", ""),
     )
 
 

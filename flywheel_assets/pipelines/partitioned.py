@@ -1,7 +1,20 @@
 """Pipeline 2: snapshot-partitioned part tables (run book, pipeline 2)."""
 
+import time
+from typing import Literal, Optional
+
+from dagster import AssetExecutionContext, Config, Failure, MaterializeResult, asset
+from pydantic import Field
+
 from flywheel_assets import settings
+from flywheel_assets.catalog.base import Catalog
+from flywheel_assets.catalog.discover import parquet_columns, part_datasets
+from flywheel_assets.catalog.names import Column, TableSpec, identifier, positive, snapshot_comment
+from flywheel_assets.partitions import snapshot_partitions
+from flywheel_assets.pipelines.common import catalog_metadata
 from flywheel_assets.pipelines.split import split_asset
+from flywheel_assets.resources import Lake
+from flywheel_assets.spark_jobs import sizing, storage
 
 GROUP = "partitioned_pipeline"
 
@@ -30,4 +43,92 @@ addressable_split_part = split_asset(
     description="Step 2: the raw addressable-ids snapshot as snapshot_dt=<d>/ under split_part/addressable_ids/.",
 )
 
-assets = [infobase_split_part, addressable_split_part]
+class PartTablesConfig(Config):
+    source_path: str = Field(default=settings.SPLIT_PART_ROOT, description="--SOURCE_PATH: the split_part/ root")
+    staged_db: Optional[str] = Field(default=None, description="--STAGED_DB (default: the catalog's database)")
+    table_prefix: str = Field(default="part_", description="--TABLE_PREFIX")
+
+
+def part_specs(root: str, database: str, prefix: str, snapshot: str, catalog: Catalog) -> list[TableSpec]:
+    """Table definitions from the snapshot just written; columns only ever added (older
+    partitions keep theirs), a type change is schema drift and fails."""
+    specs = []
+    for table, folder in sorted(part_datasets(root).items()):
+        name = identifier(f"{prefix}{table}", "table")
+        partition = storage.join(folder, f"snapshot_dt={snapshot}")
+        if not sizing.data_files(partition):
+            raise Failure(f"{name}: no data in {partition}; materialize the split-part step for {snapshot} first")
+        columns = [c for c in parquet_columns(partition) if c.name != "snapshot_dt"]
+        existing = catalog.describe(database, name, partitions=False)
+        if existing:
+            known = {c.name: c.type for c in existing.columns}
+            drift = [f"{c.name} ({known[c.name]} -> {c.type})" for c in columns if known.get(c.name, c.type) != c.type]
+            if drift:
+                raise Failure(f"{name}: column types changed in snapshot_dt={snapshot}: {', '.join(drift)}")
+            columns = existing.columns + [c for c in columns if c.name not in known]
+        specs.append(TableSpec(database, name, folder, columns,
+                               comment=snapshot_comment("part; partitioned by snapshot_dt; last published", snapshot),
+                               partition_keys=[Column("snapshot_dt", "string")]))
+    if not specs:
+        raise Failure(f"no partitioned datasets under {root}")
+    return specs
+
+
+@asset(
+    partitions_def=snapshot_partitions,
+    group_name=GROUP,
+    deps=[infobase_split_part, addressable_split_part],
+    kinds={"catalog"},
+    description="Step 3: external tables part_<table> partitioned by snapshot_dt over split_part/.",
+)
+def part_tables(context: AssetExecutionContext, config: PartTablesConfig, lake: Lake, catalog: Catalog) -> MaterializeResult:
+    database = identifier(config.staged_db or catalog.database, "STAGED_DB")
+    specs = part_specs(lake.resolve(config.source_path), database, config.table_prefix, context.partition_key, catalog)
+    actions = {spec.name: catalog.apply_table(spec) for spec in specs}
+    context.log.info(f"part tables in {database}: {actions}")
+    return MaterializeResult(metadata=catalog_metadata(database, specs, actions))
+
+
+class PreparePartTablesConfig(Config):
+    database: Optional[str] = Field(default=None, description="--DATABASE (default: the catalog's database)")
+    table_prefix: str = Field(default="part_", description="--TABLE_PREFIX")
+    mode: Literal["add", "msck"] = Field(
+        default="add",
+        description="add: register exactly this snapshot's partitions (cost independent of history); "
+        "msck: MSCK REPAIR TABLE every part_ table (explicit repair)",
+    )
+    max_concurrency: int = Field(default=5, description="--MAX_CONCURRENCY (msck mode, Athena)")
+    poll_interval_sec: float = Field(default=2.0, description="--POLL_INTERVAL_SEC (msck mode, Athena)")
+
+
+@asset(
+    partitions_def=snapshot_partitions,
+    group_name=GROUP,
+    deps=[part_tables],
+    kinds={"catalog"},
+    description="Step 4: makes the snapshot queryable: registers its snapshot_dt partition in every part_ table.",
+)
+def prepared_part_tables(context: AssetExecutionContext, config: PreparePartTablesConfig, catalog: Catalog) -> MaterializeResult:
+    snapshot = context.partition_key
+    database = identifier(config.database or catalog.database, "DATABASE")
+    tables = [t for t in catalog.list_tables(database, config.table_prefix, partitions=False) if t.partition_keys]
+    if not tables:
+        raise Failure(f"no partitioned {config.table_prefix}* tables in {database}: materialize part_tables first")
+    started = time.monotonic()
+    if config.mode == "msck":
+        catalog.repair(database, [t.name for t in tables], positive(config.max_concurrency, "MAX_CONCURRENCY"),
+                       float(config.poll_interval_sec))
+    else:
+        for t in tables:
+            catalog.add_partitions(database, t.name, [(snapshot, storage.join(t.location, f"snapshot_dt={snapshot}"))])
+    missing = [t.name for t in tables if not catalog.has_partition(database, t.name, snapshot)]
+    if missing:
+        raise Failure(f"snapshot_dt={snapshot} is not registered in {', '.join(missing)}")
+    return MaterializeResult(metadata={
+        "database": database, "mode": config.mode, "tables": [t.name for t in tables],
+        "table_count": len(tables), "snapshot_dt": snapshot,
+        "registration_seconds": round(time.monotonic() - started, 3),
+    })
+
+
+assets = [infobase_split_part, addressable_split_part, part_tables, prepared_part_tables]

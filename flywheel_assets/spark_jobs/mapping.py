@@ -17,6 +17,8 @@ from flywheel_assets.spark_jobs.errors import FlywheelInputError
 
 KEY_COLUMN = "customer_user_id"
 TABLE_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+# Output column names go into catalog DDL: after lowercasing, only these characters.
+COLUMN_NAME = re.compile(r"^[a-z0-9_]{1,128}$")
 RESERVED_COLUMNS = ("snapshot_dt",)  # the partition column of the part layout
 
 

@@ -34,7 +34,7 @@ def data_files(folder: str) -> list[tuple[str, int]]:
     )
 
 
-def _footer(uri: str):
+def footer(uri: str):
     import pyarrow.parquet as pq
     from pyarrow import fs
 
@@ -53,7 +53,7 @@ def column_bytes(files: list[str]) -> dict[str, int]:
     """Compressed bytes per top-level column over all row groups of ``files``."""
     sizes: dict[str, int] = defaultdict(int)
     for uri in files:
-        meta = _footer(uri)
+        meta = footer(uri)
         for g in range(meta.num_row_groups):
             group = meta.row_group(g)
             for c in range(group.num_columns):
@@ -68,5 +68,16 @@ def file_count(estimated_bytes: int, target_bytes: int) -> int:
 
 def folder_stats(folder: str) -> FileStats:
     files = data_files(folder)
-    rows = sum(_footer(uri).num_rows for uri, _ in files)
+    rows = sum(footer(uri).num_rows for uri, _ in files)
     return FileStats(files=len(files), bytes=sum(size for _, size in files), rows=rows)
+
+
+def bucket_writers(table_bytes: int, bucket_count: int, target_bytes: int = 128 * 1024 * 1024) -> int:
+    """Tasks that write a bucketed table: about one per target size of input, and a power of two
+    dividing ``bucket_count`` so that every bucket lands in exactly one task (one file per bucket).
+    Small tables get one task instead of ``bucket_count`` near-empty ones."""
+    wanted = min(file_count(table_bytes, target_bytes), bucket_count)
+    writers = 1
+    while writers * 2 <= wanted and bucket_count % (writers * 2) == 0:
+        writers *= 2
+    return writers

@@ -12,7 +12,7 @@ from typing import Optional
 
 from flywheel_assets.spark_jobs import sizing, storage
 from flywheel_assets.spark_jobs.errors import FlywheelInputError
-from flywheel_assets.spark_jobs.mapping import KEY_COLUMN, Mapping, check_against_source, normalize
+from flywheel_assets.spark_jobs.mapping import COLUMN_NAME, KEY_COLUMN, Mapping, check_against_source, normalize
 from flywheel_assets.spark_jobs.runtime import spark_path
 from flywheel_assets.spark_jobs.snapshots import resolve_snapshot, snapshot_path
 
@@ -87,6 +87,11 @@ def normalized_names(columns: list[str], where: str) -> list[str]:
     """Trimmed, lowercased column names; two that collide fail with both names."""
     seen: dict[str, str] = {}
     out = []
+    bad = [c for c in columns if not COLUMN_NAME.match(normalize(c))]
+    if bad:
+        raise FlywheelInputError(
+            f"{where}: column names must be letters, digits and _ only; not allowed: {', '.join(map(repr, bad[:10]))}"
+        )
     for col in columns:
         name = normalize(col)
         if name in seen:

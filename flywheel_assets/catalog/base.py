@@ -1,0 +1,66 @@
+"""The catalog interface the assets use; ``local.py`` and ``aws.py`` implement it."""
+
+from __future__ import annotations
+
+from dagster import ConfigurableResource
+
+from flywheel_assets.catalog.names import Column, TableInfo, TableSpec
+
+PARTITION_CHUNK = 100  # Glue's batch_create_partition limit; used locally too
+
+
+def chunks(items: list, size: int = PARTITION_CHUNK):
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def column_change(existing: list[Column], wanted: list[Column]) -> str:
+    """'same', 'added' (wanted = existing + new columns at the end) or 'incompatible'."""
+    if existing == wanted:
+        return "same"
+    if wanted[: len(existing)] == existing:
+        return "added"
+    return "incompatible"
+
+
+class Catalog(ConfigurableResource):
+    """External parquet tables, partitions, bucketed tables and SQL on one engine."""
+
+    database: str = "omc_flywheel_prod"  # the run book's DATABASE/STAGED_DB/FINAL_DB default
+
+    def engine(self) -> str:
+        raise NotImplementedError
+
+    def ensure_database(self, database: str) -> None:
+        raise NotImplementedError
+
+    def apply_table(self, spec: TableSpec) -> str:
+        """Create or update the table to match ``spec``; returns created/updated/unchanged/recreated."""
+        raise NotImplementedError
+
+    def describe(self, database: str, table: str) -> TableInfo | None:
+        raise NotImplementedError
+
+    def list_tables(self, database: str, prefix: str = "", partitions: bool = True) -> list[TableInfo]:
+        raise NotImplementedError
+
+    def add_partitions(self, database: str, table: str, partitions: list[tuple[str, str]]) -> None:
+        """Register ``snapshot_dt`` partitions given as (value, location); existing ones are kept."""
+        raise NotImplementedError
+
+    def has_partition(self, database: str, table: str, value: str) -> bool:
+        raise NotImplementedError
+
+    def repair(self, database: str, tables: list[str], max_concurrency: int, poll_interval: float) -> None:
+        """MSCK REPAIR TABLE: discover every partition folder (explicit repair mode)."""
+        raise NotImplementedError
+
+    def replace_bucketed(self, database: str, name: str, source: tuple[str, str], location: str,
+                         bucket_column: str, bucket_count: int, comment: str, writers: int = 0) -> None:
+        """(Re)build ``name`` from ``source`` into fresh files under ``location``; readers see the
+        old table until the new one is complete, and a failure leaves the old one as it was. ``writers``: tasks writing it
+        locally (see sizing.bucket_writers); engines that plan their own ignore it."""
+        raise NotImplementedError
+
+    def query(self, sql: str) -> tuple[list[str], list[tuple]]:
+        raise NotImplementedError

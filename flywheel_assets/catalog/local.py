@@ -1,0 +1,183 @@
+"""The local catalog: Spark SQL over the Hive metastore of the local catalog server."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from functools import lru_cache
+
+from flywheel_assets.catalog.base import Catalog, chunks, column_change
+from flywheel_assets.catalog.names import (
+    Column,
+    TableInfo,
+    TableSpec,
+    comment_text,
+    identifier,
+    location,
+    partition_value,
+    positive,
+    qualified,
+    quote,
+)
+from flywheel_assets.catalog.server import CatalogServer
+from flywheel_assets.spark_jobs import storage
+
+
+@lru_cache(maxsize=None)
+def _session(url: str):
+    from pyspark.sql import SparkSession
+
+    # The Connect client logs every failed statement with its JVM stack trace; callers report
+    # the error themselves, once.
+    for name in ("pyspark", "SQLQueryContextLogger"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    return SparkSession.builder.remote(url).create()
+
+
+def _columns_sql(columns: list[Column]) -> str:
+    return ", ".join(f"{quote(c.name)} {c.type}" for c in columns)
+
+
+def _plain_location(value: str) -> str:
+    return location(value[len("file:"):] if value.startswith("file:") else value)
+
+
+class LocalCatalog(Catalog):
+    """Spark SQL + Hive metastore under ``home``, served by one catalog server (see server.py)."""
+
+    home: str
+    spark_master: str = "local[2]"
+    driver_memory: str = "4g"
+    url: str = ""  # an already-running Spark Connect server (sc://host:port) instead of our own
+
+    def engine(self) -> str:
+        return "local Spark SQL (Hive metastore)"
+
+    @property
+    def spark(self):
+        url = self.url or CatalogServer(self.home, self.spark_master, self.driver_memory).ensure()
+        return _session(url)
+
+    def sql(self, statement: str):
+        return self.spark.sql(statement)
+
+    def ensure_database(self, database: str) -> None:
+        self.sql(f"CREATE DATABASE IF NOT EXISTS {quote(database)}")
+
+    def describe(self, database: str, table: str, partitions: bool = True) -> TableInfo | None:
+        name = qualified(database, table)
+        if not self.spark.catalog.tableExists(f"{identifier(database)}.{identifier(table)}"):
+            return None
+        details = {}
+        for row in self.sql(f"DESCRIBE TABLE EXTENDED {name}").collect():
+            details.setdefault(row[0], row[1])
+        listed = self.spark.catalog.listColumns(f"{database}.{table}")
+        keys = [c.name for c in listed if c.isPartition]
+        count = len(self.sql(f"SHOW PARTITIONS {name}").collect()) if keys and partitions else 0
+        return TableInfo(
+            database=database,
+            name=table,
+            location=_plain_location(details.get("Location", "")),
+            columns=[Column(c.name, c.dataType) for c in listed if not c.isPartition],
+            comment=details.get("Comment") or "",
+            partition_keys=keys,
+            partitions=count,
+            bucket_columns=[c.name for c in listed if c.isBucket],
+            num_buckets=int(details.get("Num Buckets") or 0),
+        )
+
+    def list_tables(self, database: str, prefix: str = "", partitions: bool = True) -> list[TableInfo]:
+        if not self.spark.catalog.databaseExists(identifier(database)):
+            return []
+        names = sorted(t.name for t in self.spark.catalog.listTables(database) if t.name.startswith(prefix))
+        return [info for n in names if (info := self.describe(database, n, partitions))]
+
+    def apply_table(self, spec: TableSpec) -> str:
+        self.ensure_database(spec.database)
+        name = qualified(spec.database, spec.name)
+        existing = self.describe(spec.database, spec.name, partitions=False)
+        change = column_change(existing.columns, spec.columns) if existing else None
+        recreate = existing is not None and (
+            existing.location != spec.location
+            or existing.partition_keys != [c.name for c in spec.partition_keys]
+            or existing.num_buckets
+            or change == "incompatible"
+        )
+        if recreate:
+            self.sql(f"DROP TABLE {name}")  # external: the files stay
+        if existing is None or recreate:
+            partitioned = f" PARTITIONED BY ({_columns_sql(spec.partition_keys)})" if spec.partition_keys else ""
+            self.sql(
+                f"CREATE EXTERNAL TABLE {name} ({_columns_sql(spec.columns)}) "
+                f"COMMENT '{comment_text(spec.comment)}'{partitioned} "
+                f"STORED AS PARQUET LOCATION '{spec.location}'"
+            )
+            if recreate and spec.partition_keys:
+                self.sql(f"MSCK REPAIR TABLE {name}")  # re-register what the drop forgot
+            return "recreated" if recreate else "created"
+        updated = False
+        if change == "added":
+            self.sql(f"ALTER TABLE {name} ADD COLUMNS ({_columns_sql(spec.columns[len(existing.columns):])})")
+            updated = True
+        if existing.comment != spec.comment:
+            self.sql(f"ALTER TABLE {name} SET TBLPROPERTIES ('comment' = '{comment_text(spec.comment)}')")
+            updated = True
+        return "updated" if updated else "unchanged"
+
+    def add_partitions(self, database: str, table: str, partitions: list[tuple[str, str]]) -> None:
+        name = qualified(database, table)
+        for chunk in chunks(partitions):
+            specs = " ".join(
+                f"PARTITION (snapshot_dt = '{partition_value(v)}') LOCATION '{location(loc)}'" for v, loc in chunk
+            )
+            self.sql(f"ALTER TABLE {name} ADD IF NOT EXISTS {specs}")
+
+    def has_partition(self, database: str, table: str, value: str) -> bool:
+        name = qualified(database, table)
+        return bool(self.sql(f"SHOW PARTITIONS {name} PARTITION (snapshot_dt = '{partition_value(value)}')").collect())
+
+    def repair(self, database: str, tables: list[str], max_concurrency: int, poll_interval: float) -> None:
+        for table in tables:  # one engine, one statement at a time; concurrency matters on Athena
+            self.sql(f"MSCK REPAIR TABLE {qualified(database, table)}")
+
+    def replace_bucketed(self, database: str, name: str, source: tuple[str, str], location_base: str,
+                         bucket_column: str, bucket_count: int, comment: str, writers: int = 0) -> None:
+        final, src = qualified(database, name), qualified(*source)
+        staging = qualified(database, identifier(f"{name}__staging"))
+        column, count = quote(bucket_column), positive(bucket_count, "BUCKET_COUNT", 100_000)
+        new_location = location(storage.join(location_base, f"v{time.strftime('%Y%m%dT%H%M%S')}_{uuid.uuid4().hex[:8]}"))
+        bucketing = f"USING PARQUET CLUSTERED BY ({column}) INTO {count} BUCKETS"
+        writers = positive(writers or count, "writers", count)
+        self.sql(f"DROP TABLE IF EXISTS {staging}")
+        try:  # hash-partitioning into a divisor of the bucket count: each bucket in one task, one file
+            self.sql(
+                f"CREATE TABLE {staging} {bucketing} LOCATION '{new_location}' "
+                f"AS SELECT /*+ REPARTITION({writers}, {column}) */ * FROM {src}"
+            )
+        except Exception:
+            self.sql(f"DROP TABLE IF EXISTS {staging}")
+            storage.delete_tree(new_location)
+            raise
+        built = self.describe(database, f"{name}__staging", partitions=False)
+        existing = self.describe(database, name, partitions=False)
+        same_shape = existing is not None and existing.columns == built.columns and (
+            existing.bucket_columns, existing.num_buckets) == ([bucket_column], count)
+        if same_shape:  # one metastore update: readers see the old files or the new ones
+            self.sql(f"ALTER TABLE {final} SET LOCATION '{new_location}'")
+        else:  # the schema changed: a short window without the table, noted in the README
+            self.sql(f"DROP TABLE IF EXISTS {final}")
+            self.sql(f"CREATE TABLE {final} ({_columns_sql(built.columns)}) {bucketing} LOCATION '{new_location}'")
+        self.sql(f"ALTER TABLE {final} SET TBLPROPERTIES ('comment' = '{comment_text(comment)}')")
+        self.sql(f"DROP TABLE {staging}")
+        keep = {new_location, existing.location if existing else None}
+        for entry in storage.list_dir(location_base):
+            old = location(storage.join(location_base, entry.name))
+            if entry.is_dir and entry.name.startswith("v") and old not in keep:
+                storage.delete_tree(old)
+
+    def query(self, sql: str) -> tuple[list[str], list[tuple]]:
+        if self.spark.catalog.databaseExists(identifier(self.database)):
+            self.spark.catalog.setCurrentDatabase(self.database)
+        df = self.sql(sql)
+        return list(df.columns), [tuple(r) for r in df.collect()]

@@ -1,0 +1,149 @@
+"""The local catalog server: one Spark Connect server that owns the Hive metastore.
+
+The embedded Derby metastore admits one JVM at a time, and the Dagster UI launches runs in
+parallel. So exactly one long-lived JVM opens ``$FLYWHEEL_HOME/catalog/metastore_db``; every step,
+run and CLI call is a Spark Connect client of it (connecting takes well under a second, against
+a JVM start per step). It is started on first use under a file lock, listens on 127.0.0.1 only,
+and keeps running for later runs and ``flywheel tables``/``query`` until ``flywheel catalog stop``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+START_TIMEOUT_S = 180
+
+
+def spark_submit() -> Path:
+    import pyspark
+
+    return Path(pyspark.__file__).parent / "bin" / "spark-submit"
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:  # our own child, exited: reap it
+            return False
+    except ChildProcessError:
+        pass  # not our child
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class CatalogServer:
+    def __init__(self, home: str | Path, master: str = "local[2]", driver_memory: str = "4g"):
+        self.home = Path(home)
+        self.master = master
+        self.driver_memory = driver_memory
+        self.state_file = self.home / "server.json"
+
+    def _state(self) -> dict | None:
+        try:
+            state = json.loads(self.state_file.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        return state if _pid_alive(state["pid"]) and _port_open(state["port"]) else None
+
+    def running_url(self) -> str | None:
+        state = self._state()
+        return f"sc://127.0.0.1:{state['port']}" if state else None
+
+    def command(self, port: int) -> list[str]:
+        home = self.home.resolve()
+        conf = {
+            "spark.sql.catalogImplementation": "hive",
+            "spark.connect.grpc.binding.address": "127.0.0.1",
+            "spark.connect.grpc.binding.port": str(port),
+            "spark.sql.warehouse.dir": str(home / "warehouse"),
+            "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={home / 'metastore_db'};create=true",
+            "spark.driver.extraJavaOptions": f"-Dderby.system.home={home}",
+            "spark.driver.memory": self.driver_memory,
+            "spark.ui.enabled": "false",
+            "spark.ui.showConsoleProgress": "false",
+            "spark.sql.shuffle.partitions": "8",
+        }
+        cmd = [str(spark_submit()), "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
+               "--name", "flywheel-catalog", "--master", self.master]
+        for key, value in conf.items():
+            cmd += ["--conf", f"{key}={value}"]
+        return cmd + ["spark-internal"]
+
+    def ensure(self) -> str:
+        """The server's URL, starting it if no live server is recorded."""
+        url = self.running_url()
+        if url:
+            return url
+        with _locked(self.home / "server.lock"):
+            url = self.running_url()
+            if url:
+                return url
+            return self._start()
+
+    def _start(self) -> str:
+        port = _free_port()
+        log = open(self.home / "server.log", "ab")
+        proc = subprocess.Popen(self.command(port), cwd=self.home, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not _port_open(port):
+            if proc.poll() is not None:
+                tail = (self.home / "server.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"local catalog server exited with code {proc.returncode}; log tail:\n{tail}")
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"local catalog server did not listen on port {port} within {START_TIMEOUT_S}s")
+            time.sleep(0.3)
+        self.state_file.write_text(json.dumps({"pid": proc.pid, "port": port}))
+        return f"sc://127.0.0.1:{port}"
+
+    def stop(self) -> bool:
+        with _locked(self.home / "server.lock"):
+            state = self._state()
+            self.state_file.unlink(missing_ok=True)
+            if not state:
+                return False
+            try:
+                os.killpg(state["pid"], signal.SIGTERM)
+            except ProcessLookupError:
+                return False
+            for _ in range(100):
+                if not _pid_alive(state["pid"]):
+                    break
+                time.sleep(0.1)
+            return True
