@@ -78,17 +78,17 @@ def cmd_query(args, settings: Settings) -> int:
     return 0
 
 
-def cmd_catalog(args, settings: Settings) -> int:
-    from flywheel_assets.catalog.server import CatalogServer
+def cmd_spark(args, settings: Settings) -> int:
+    from flywheel_assets.local_spark import SparkServer
 
-    server = CatalogServer(settings.catalog_home, settings.spark_master, settings.spark_driver_memory)
+    server = SparkServer(settings.spark_home, settings.spark_master, settings.spark_driver_memory)
     if args.action == "stop":
-        print("stopped the local catalog server" if server.stop() else "no local catalog server was running")
+        print("stopped the local Spark server" if server.stop() else "no local Spark server was running")
     elif args.action == "start":
-        print(f"local catalog server at {server.ensure()}")
+        print(f"local Spark server at {server.ensure()} (log: {settings.spark_home / 'server.log'})")
     else:
         url = server.running_url()
-        print(f"local catalog server at {url}" if url else "local catalog server not running")
+        print(f"local Spark server at {url}" if url else "local Spark server not running")
     return 0
 
 
@@ -126,9 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--max-rows", type=int, default=100)
     query.set_defaults(func=cmd_query)
 
-    catalog = sub.add_parser("catalog", help="the local catalog server (Spark Connect + Hive metastore)")
-    catalog.add_argument("action", choices=["status", "start", "stop"])
-    catalog.set_defaults(func=cmd_catalog)
+    spark = sub.add_parser("spark", help="the local Spark server (Spark Connect + Hive metastore)")
+    spark.add_argument("action", choices=["status", "start", "stop"])
+    spark.set_defaults(func=cmd_spark)
 
     ui = sub.add_parser("ui", help="open the Dagster UI on the local instance")
     ui.add_argument("--host", default="127.0.0.1")

@@ -54,6 +54,13 @@ def plain_message(message: str) -> str:
     return re.sub(r"\b[\w.]+\.\w*(Error|Failure|Exception): ", "", message).strip()
 
 
+def step_error_message(error) -> str:
+    """A step failure's own message: Dagster wraps errors other than Failure in a step error."""
+    while error.cls_name == "DagsterExecutionStepExecutionError" and error.cause:
+        error = error.cause
+    return plain_message(error.message)
+
+
 @dataclass
 class AssetOutcome:
     asset: str
@@ -78,7 +85,7 @@ def outcomes(instance: DagsterInstance, run_id: str, assets: list[str]) -> list[
         if event.step_key in result:
             error = event.step_failure_data.error
             result[event.step_key].status = "FAILED"
-            result[event.step_key].error = plain_message(error.message)
+            result[event.step_key].error = step_error_message(error)
     for name, outcome in result.items():
         step = stats.get(name)
         if step and step.start_time and step.end_time:

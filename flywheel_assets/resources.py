@@ -20,7 +20,9 @@ from dagster import (
 )
 from dagster._core.errors import DagsterPipesExecutionError
 
+from flywheel_assets.catalog.aws import GlueAthenaCatalog
 from flywheel_assets.catalog.local import LocalCatalog
+from flywheel_assets.local_spark import LocalSpark
 from flywheel_assets.settings import Settings
 from flywheel_assets.spark_jobs import scripts, storage
 
@@ -69,21 +71,17 @@ class SparkJobRunner(ConfigurableResource):
     """Runs one flywheel Spark job script and returns what the script itself reported."""
 
     def run(self, context: AssetExecutionContext, job: str, arguments: Mapping[str, str]) -> MaterializeResult:
-        raise NotImplementedError
+        raise Failure(f"no Spark runtime is configured for {job} in this environment "
+                      "(FLYWHEEL_ENV=aws runs Spark jobs on Glue once the Glue runner exists)")
 
 
 class LocalSparkRunner(SparkJobRunner):
-    """The job script in a subprocess on local Spark (or a cluster via master/remote), through Pipes."""
+    """The job script in a subprocess, through Pipes, as a client of the local Spark server."""
 
-    spark_master: str = "local[2]"
-    spark_remote: str = ""  # sc://host:port: run on a Spark Connect server instead
-    driver_memory: str = "4g"
+    server: LocalSpark
 
     def run(self, context: AssetExecutionContext, job: str, arguments: Mapping[str, str]) -> MaterializeResult:
-        env = {"FLYWHEEL_SPARK_RUNTIME": "local", "FLYWHEEL_SPARK_DRIVER_MEMORY": self.driver_memory}
-        env["FLYWHEEL_SPARK_REMOTE" if self.spark_remote else "FLYWHEEL_SPARK_MASTER"] = (
-            self.spark_remote or self.spark_master
-        )
+        env = {"FLYWHEEL_SPARK_RUNTIME": "local", "FLYWHEEL_SPARK_REMOTE": self.server.url()}
         command = [sys.executable, str(script_path(job)), *job_arguments(arguments)]
         context.log.info(f"running {job} on local Spark: {' '.join(command[1:])}")
         try:
@@ -93,19 +91,22 @@ class LocalSparkRunner(SparkJobRunner):
         return invocation.get_materialize_result()
 
 
+def local_spark(settings: Settings) -> LocalSpark:
+    return LocalSpark(home=str(settings.spark_home), master=settings.spark_master,
+                      driver_memory=settings.spark_driver_memory, remote=settings.spark_remote)
+
+
 def resources_for(settings: Settings) -> dict:
     if settings.env == "local":
+        server = local_spark(settings)
         return {
             "lake": Lake(data_root=settings.data_root),
-            "catalog": LocalCatalog(
-                database=settings.database,
-                home=str(settings.catalog_home),
-                spark_master=settings.spark_master,
-                driver_memory=settings.spark_driver_memory,
-                url=settings.catalog_url,
-            ),
-            "spark_jobs": LocalSparkRunner(
-                spark_master=settings.spark_master, driver_memory=settings.spark_driver_memory
-            ),
+            "catalog": LocalCatalog(database=settings.database, server=server),
+            "spark_jobs": LocalSparkRunner(server=server),
         }
-    raise ValueError(f"FLYWHEEL_ENV={settings.env}: no runner for this environment yet")
+    return {
+        "lake": Lake(data_root=settings.data_root),
+        "catalog": GlueAthenaCatalog(database=settings.database, region=settings.aws_region,
+                                     workgroup=settings.athena_workgroup, results_s3=settings.athena_results_s3),
+        "spark_jobs": SparkJobRunner(),  # the Glue runner is not built yet: its run() says so
+    }

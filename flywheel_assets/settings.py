@@ -42,15 +42,19 @@ class Settings:
     spark_master: str
     spark_driver_memory: str
     database: str
-    catalog_url: str  # an existing Spark Connect server for the local catalog ("" = our own)
+    spark_remote: str  # sc://host:port of an existing Spark Connect server ("" = start our own)
+    aws_region: str
+    athena_workgroup: str
+    athena_results_s3: str
 
     @property
     def dagster_home(self) -> Path:
         return self.home / "dagster"
 
     @property
-    def catalog_home(self) -> Path:
-        return self.home / "catalog"
+    def spark_home(self) -> Path:
+        """The local Spark server's state: metastore, warehouse, log."""
+        return self.home / "spark"
 
 
 def get_settings(environ: dict | None = None) -> Settings:
@@ -72,7 +76,11 @@ def get_settings(environ: dict | None = None) -> Settings:
         spark_master=env_vars.get("FLYWHEEL_SPARK_MASTER", "local[2]"),
         spark_driver_memory=env_vars.get("FLYWHEEL_SPARK_DRIVER_MEMORY", "4g"),
         database=env_vars.get("FLYWHEEL_DATABASE", DEFAULT_DATABASE),
-        catalog_url=env_vars.get("FLYWHEEL_CATALOG_URL", ""),
+        spark_remote=env_vars.get("FLYWHEEL_SPARK_REMOTE", ""),
+        aws_region=env_vars.get("AWS_REGION") or env_vars.get("AWS_DEFAULT_REGION") or "us-east-1",
+        athena_workgroup=env_vars.get("FLYWHEEL_ATHENA_WORKGROUP", "primary"),
+        athena_results_s3=env_vars.get("FLYWHEEL_ATHENA_RESULTS_S3")
+        or f"{_absolute(analysis_root).rstrip('/')}/query-results/",
     )
 
 

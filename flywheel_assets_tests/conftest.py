@@ -10,16 +10,27 @@ import pytest
 
 from flywheel_assets.demo_data import DemoSpec, write_demo_lake
 
-# The job library reads these; set before any session is built.
-os.environ.setdefault("FLYWHEEL_SPARK_RUNTIME", "local")
-os.environ.setdefault("FLYWHEEL_SPARK_MASTER", "local[2]")
-os.environ.setdefault("FLYWHEEL_SPARK_DRIVER_MEMORY", "2g")
-
 SMALL = DemoSpec(rows=300, attributes=24, tables=4, unmapped=3, snapshots=2, files_per_snapshot=2, seed=11)
 
 
 @pytest.fixture(scope="session")
-def spark():
+def spark_url(tmp_path_factory):
+    """One local Spark server (Spark Connect + Hive metastore) for the whole test process: the
+    split jobs, the catalog and the CLI runs of the tests are all its clients."""
+    from flywheel_assets.catalog.local import close_sessions
+    from flywheel_assets.local_spark import SparkServer
+
+    server = SparkServer(tmp_path_factory.mktemp("spark"), "local[2]", "3g")
+    url = server.ensure()
+    os.environ["FLYWHEEL_SPARK_RUNTIME"] = "local"
+    os.environ["FLYWHEEL_SPARK_REMOTE"] = url
+    yield url
+    close_sessions()
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def spark(spark_url):
     from flywheel_assets.spark_jobs.runtime import spark_session
 
     session = spark_session("flywheel-tests")
@@ -40,3 +51,17 @@ def lake(_small_lake_template, tmp_path) -> Path:
     root = tmp_path / "lake"
     shutil.copytree(_small_lake_template, root)
     return root
+
+
+def database_for(request) -> str:
+    import re
+
+    return "t_" + re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:60]
+
+
+@pytest.fixture
+def catalog(spark_url, request):
+    from flywheel_assets.catalog.local import LocalCatalog
+    from flywheel_assets.local_spark import LocalSpark
+
+    return LocalCatalog(database=database_for(request), server=LocalSpark(home="unused", remote=spark_url))

@@ -4,19 +4,32 @@ from dagster import AssetKey, Definitions, DynamicPartitionsDefinition
 
 from flywheel_assets.definitions import SNAPSHOT_JOB, defs
 from flywheel_assets.pipelines.split import DEFAULTS
-from flywheel_assets.resources import LocalSparkRunner
+from flywheel_assets.catalog.aws import GlueAthenaCatalog
+from flywheel_assets.catalog.local import LocalCatalog
+from flywheel_assets.resources import LocalSparkRunner, resources_for
+from flywheel_assets.settings import get_settings
 
 
-def test_definitions_load_with_four_spark_stage_assets_grouped_by_pipeline():
+def test_definitions_load_and_the_graph_reads_like_the_run_book():
     Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
     groups = {k.to_user_string(): graph.get(k).group_name for k in graph.get_all_asset_keys()}
     assert groups == {
         "infobase_split": "bucketed_pipeline",
         "addressable_bucket": "bucketed_pipeline",
+        "ext_tables": "bucketed_pipeline",
+        "bucketed_tables": "bucketed_pipeline",
         "infobase_split_part": "partitioned_pipeline",
         "addressable_split_part": "partitioned_pipeline",
+        "part_tables": "partitioned_pipeline",
+        "prepared_part_tables": "partitioned_pipeline",
     }
+    parents = {k.to_user_string(): sorted(p.to_user_string() for p in graph.get(k).parent_keys)
+               for k in graph.get_all_asset_keys()}
+    assert parents["ext_tables"] == ["addressable_bucket", "infobase_split"]
+    assert parents["bucketed_tables"] == ["ext_tables"]
+    assert parents["part_tables"] == ["addressable_split_part", "infobase_split_part"]
+    assert parents["prepared_part_tables"] == ["part_tables"]
     for key in graph.get_all_asset_keys():
         partitions = graph.get(key).partitions_def
         assert isinstance(partitions, DynamicPartitionsDefinition) and partitions.name == "snapshot_dt"
@@ -35,6 +48,16 @@ def test_run_config_defaults_are_the_run_book_paths():
     }
 
 
-def test_local_environment_runs_spark_jobs_in_a_subprocess():
+def test_local_environment_runs_spark_jobs_in_a_subprocess_and_the_catalog_on_spark_sql():
     assert isinstance(defs.resources["spark_jobs"], LocalSparkRunner)
+    assert isinstance(defs.resources["catalog"], LocalCatalog)
     assert defs.resolve_assets_def(AssetKey("infobase_split")).required_resource_keys >= {"spark_jobs", "lake"}
+
+
+def test_aws_environment_uses_glue_and_athena():
+    resources = resources_for(get_settings({"FLYWHEEL_ENV": "aws", "FLYWHEEL_HOME": "/tmp/x"}))
+    catalog = resources["catalog"]
+    assert isinstance(catalog, GlueAthenaCatalog)
+    assert (catalog.database, catalog.workgroup) == ("omc_flywheel_prod", "primary")
+    assert catalog.results_s3 == "s3://omc-flywheel-prod-analysis-data/query-results/"
+    assert resources["lake"].data_root == "s3://omc-flywheel-data-us-east-1-prod"

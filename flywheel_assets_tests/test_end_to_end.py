@@ -71,14 +71,16 @@ def unseen_lake(tmp_path_factory) -> Path:
 
 
 def flywheel(home: Path, lake: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "FLYWHEEL_HOME": str(home), "FLYWHEEL_DATA_ROOT": str(lake), "FLYWHEEL_ENV": "local"}
+    # FLYWHEEL_SPARK_REMOTE (set by the spark_url fixture) shares the test process's Spark server
+    env = {**os.environ, "FLYWHEEL_HOME": str(home), "FLYWHEEL_DATA_ROOT": str(lake), "FLYWHEEL_ENV": "local",
+           "FLYWHEEL_DATABASE": "e2e_" + home.name.replace("-", "_").lower()}
     env.pop("DAGSTER_HOME", None)
     return subprocess.run([sys.executable, "-m", "flywheel_assets.cli", *args], env=env,
                           capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")
-def latest_run(unseen_lake, tmp_path_factory):
+def latest_run(unseen_lake, tmp_path_factory, spark_url):
     home = tmp_path_factory.mktemp("home")
     proc = flywheel(home, unseen_lake, "run", "--snapshot", "latest")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -151,9 +153,31 @@ def test_bad_mapping_fails_clearly_and_changes_nothing(unseen_lake, latest_run, 
     assert sorted((str(p), p.stat().st_mtime_ns) for p in cluster.rglob("*")) == before
 
 
-def test_missing_snapshot_is_refused_before_any_run(unseen_lake, tmp_path):
+def test_missing_snapshot_is_refused_before_any_run(unseen_lake, tmp_path, spark_url):
     proc = flywheel(tmp_path / "home", unseen_lake, "run", "--snapshot", "2024-01-01")
     assert proc.returncode == 2
     assert "snapshot_dt=2024-01-01 not found" in proc.stderr and "2023-11-30, 2024-02-29, 2024-06-01" in proc.stderr
     assert not (tmp_path / "home" / "dagster" / "storage").exists() or not DagsterInstance.from_config(
         str(tmp_path / "home" / "dagster")).get_dynamic_partitions("snapshot_dt")
+
+
+def test_concurrent_runs_share_the_local_catalog(unseen_lake, latest_run):
+    """Two runs at once (as the UI launches them) both reach the one metastore through the server."""
+    home, _ = latest_run
+    env = {**os.environ, "FLYWHEEL_HOME": str(home), "FLYWHEEL_DATA_ROOT": str(unseen_lake),
+           "FLYWHEEL_DATABASE": "e2e_" + home.name.replace("-", "_").lower()}
+    select = "infobase_split_part,addressable_split_part,part_tables,prepared_part_tables"
+    procs = [subprocess.Popen([sys.executable, "-m", "flywheel_assets.cli", "run", "--snapshot", snap, "--select", select],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for snap in ("2023-11-30", "2024-02-29")]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-2000:] for o in outputs)
+    from flywheel_assets.catalog.local import LocalCatalog
+    from flywheel_assets.local_spark import LocalSpark
+
+    catalog = LocalCatalog(database=env["FLYWHEEL_DATABASE"], server=LocalSpark(home="unused", remote=os.environ["FLYWHEEL_SPARK_REMOTE"]))
+    for table in ("part_seg_alpha_a", "part_addressable_ids"):
+        for snap in ("2023-11-30", "2024-02-29", "2024-06-01"):
+            assert catalog.has_partition(catalog.database, table, snap), (table, snap)
+    rows = catalog.query(f"SELECT snapshot_dt, count(*) FROM {catalog.database}.part_seg_alpha_a GROUP BY 1 ORDER BY 1")[1]
+    assert rows == [("2023-11-30", ROWS), ("2024-02-29", ROWS + 2), ("2024-06-01", ROWS + 1)]

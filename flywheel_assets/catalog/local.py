@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from functools import lru_cache
 
 from flywheel_assets.catalog.base import Catalog, chunks, column_change
 from flywheel_assets.catalog.names import (
@@ -20,19 +19,31 @@ from flywheel_assets.catalog.names import (
     qualified,
     quote,
 )
-from flywheel_assets.catalog.server import CatalogServer
+from flywheel_assets.local_spark import LocalSpark
 from flywheel_assets.spark_jobs import storage
 
 
-@lru_cache(maxsize=None)
+_sessions: dict = {}
+
+
 def _session(url: str):
     from pyspark.sql import SparkSession
 
+    if url in _sessions:
+        return _sessions[url]
     # The Connect client logs every failed statement with its JVM stack trace; callers report
     # the error themselves, once.
     for name in ("pyspark", "SQLQueryContextLogger"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
-    return SparkSession.builder.remote(url).create()
+    _sessions[url] = SparkSession.builder.remote(url).create()
+    return _sessions[url]
+
+
+def close_sessions() -> None:
+    """Close this process's client sessions (before their server goes away, or the client retries)."""
+    for session in list(_sessions.values()):
+        session.stop()
+    _sessions.clear()
 
 
 def _columns_sql(columns: list[Column]) -> str:
@@ -44,20 +55,16 @@ def _plain_location(value: str) -> str:
 
 
 class LocalCatalog(Catalog):
-    """Spark SQL + Hive metastore under ``home``, served by one catalog server (see server.py)."""
+    """Spark SQL + Hive metastore of the local Spark server (see local_spark.py)."""
 
-    home: str
-    spark_master: str = "local[2]"
-    driver_memory: str = "4g"
-    url: str = ""  # an already-running Spark Connect server (sc://host:port) instead of our own
+    server: LocalSpark
 
     def engine(self) -> str:
         return "local Spark SQL (Hive metastore)"
 
     @property
     def spark(self):
-        url = self.url or CatalogServer(self.home, self.spark_master, self.driver_memory).ensure()
-        return _session(url)
+        return _session(self.server.url())
 
     def sql(self, statement: str):
         return self.spark.sql(statement)
@@ -109,7 +116,7 @@ class LocalCatalog(Catalog):
         if existing is None or recreate:
             partitioned = f" PARTITIONED BY ({_columns_sql(spec.partition_keys)})" if spec.partition_keys else ""
             self.sql(
-                f"CREATE EXTERNAL TABLE {name} ({_columns_sql(spec.columns)}) "
+                f"CREATE EXTERNAL TABLE IF NOT EXISTS {name} ({_columns_sql(spec.columns)}) "
                 f"COMMENT '{comment_text(spec.comment)}'{partitioned} "
                 f"STORED AS PARQUET LOCATION '{spec.location}'"
             )

@@ -2,7 +2,8 @@
 
 The entrypoint scripts run unchanged on Glue/EMR (``spark-submit``) and locally
 (``python script.py`` in a subprocess). The local runner sets ``FLYWHEEL_SPARK_RUNTIME=local``
-and ``FLYWHEEL_SPARK_MASTER`` or ``FLYWHEEL_SPARK_REMOTE``; on Glue/EMR none of these are set.
+and ``FLYWHEEL_SPARK_REMOTE`` (the local Spark server); on Glue/EMR none of these are set.
+The job code uses the DataFrame/SQL API only, so it runs on classic Spark and Spark Connect.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def spark_session(app_name: str):
     master = os.environ.get("FLYWHEEL_SPARK_MASTER")
     if remote:
         builder = builder.remote(remote)
-    elif master:
+    elif master:  # a driver of our own (spark:// cluster, or local[N] without the server)
         builder = (
             builder.master(master)
             .config("spark.driver.memory", os.environ.get("FLYWHEEL_SPARK_DRIVER_MEMORY", "4g"))

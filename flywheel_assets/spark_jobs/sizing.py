@@ -39,7 +39,7 @@ def footer(uri: str):
     from pyarrow import fs
 
     if storage.is_s3(uri):
-        filesystem, path = fs.S3FileSystem(), uri.split("://", 1)[1]
+        filesystem, path = fs.S3FileSystem(endpoint_override=storage.s3_endpoint()), uri.split("://", 1)[1]
     else:
         filesystem, path = fs.LocalFileSystem(), str(storage.local_path(uri))
     try:

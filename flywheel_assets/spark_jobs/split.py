@@ -164,13 +164,6 @@ def plan(job, tables, original_by_name, column_sizes, target, snapshot, target_f
     return plans
 
 
-def _num_partitions(df) -> Optional[int]:
-    try:
-        return df.rdd.getNumPartitions()
-    except Exception:  # Spark Connect has no RDDs
-        return None
-
-
 def run_split(
     spark,
     job: SplitJob,
@@ -205,12 +198,12 @@ def run_split(
     if source_rows == 0:
         cached.unpersist()
         raise FlywheelInputError(f"snapshot {folder} is empty: 0 rows")
-    partitions = _num_partitions(cached)
     result = SplitResult(job.name, snapshot, source, target, source_rows, sum(s for _, s in files), unmapped)
     try:
         for p in plans:
             out = cached.select(*p.columns)
-            out = out.coalesce(p.files) if partitions and p.files <= partitions else out.repartition(p.files)
+            # One file: no shuffle. Several: a round-robin shuffle makes them even-sized.
+            out = out.coalesce(1) if p.files == 1 else out.repartition(p.files)
             if job.layout == BUCKET:
                 out.write.mode("overwrite").parquet(spark_path(p.path))
             else:

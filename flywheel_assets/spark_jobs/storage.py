@@ -40,18 +40,23 @@ def local_path(uri: str) -> Path:
     return Path(uri[len("file://"):] if uri.startswith("file://") else uri)
 
 
-_s3_client = None
+def s3_endpoint() -> Optional[str]:
+    """A non-AWS S3 endpoint (moto in tests), from boto3's own environment variables."""
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+_s3_clients: dict = {}
 
 
 def s3_client():
-    """One boto3 client per process; endpoint from AWS_ENDPOINT_URL_S3 (moto in tests)."""
-    global _s3_client
-    if _s3_client is None:
+    """One boto3 client per process and endpoint; throttling retried by botocore."""
+    endpoint = s3_endpoint()
+    if endpoint not in _s3_clients:
         import boto3
         from botocore.config import Config
 
-        _s3_client = boto3.client("s3", config=Config(retries={"mode": "adaptive", "max_attempts": 8}))
-    return _s3_client
+        _s3_clients[endpoint] = boto3.client("s3", config=Config(retries={"mode": "adaptive", "max_attempts": 8}))
+    return _s3_clients[endpoint]
 
 
 def list_dir(uri: str) -> list[Entry]:

@@ -1,10 +1,11 @@
-"""The local catalog server: one Spark Connect server that owns the Hive metastore.
+"""The local Spark server: one Spark Connect server that owns the Hive metastore.
 
 The embedded Derby metastore admits one JVM at a time, and the Dagster UI launches runs in
-parallel. So exactly one long-lived JVM opens ``$FLYWHEEL_HOME/catalog/metastore_db``; every step,
-run and CLI call is a Spark Connect client of it (connecting takes well under a second, against
-a JVM start per step). It is started on first use under a file lock, listens on 127.0.0.1 only,
-and keeps running for later runs and ``flywheel tables``/``query`` until ``flywheel catalog stop``.
+parallel. So exactly one long-lived JVM opens ``$FLYWHEEL_HOME/catalog/metastore_db``; every
+split job, catalog step, run and CLI call is a Spark Connect client of it (connecting takes well
+under a second, against a JVM start per step). It is started on first use under a file lock,
+listens on 127.0.0.1 only, and keeps running for later runs and ``flywheel tables``/``query``
+until ``flywheel spark stop``. ``FLYWHEEL_SPARK_REMOTE`` points everything at another server.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import subprocess
 import time
 from contextlib import contextmanager
 from pathlib import Path
+
+from dagster import ConfigurableResource
 
 START_TIMEOUT_S = 180
 
@@ -66,7 +69,7 @@ def _locked(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-class CatalogServer:
+class SparkServer:
     def __init__(self, home: str | Path, master: str = "local[2]", driver_memory: str = "4g"):
         self.home = Path(home)
         self.master = master
@@ -99,7 +102,7 @@ class CatalogServer:
             "spark.sql.shuffle.partitions": "8",
         }
         cmd = [str(spark_submit()), "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
-               "--name", "flywheel-catalog", "--master", self.master]
+               "--name", "flywheel-local-spark", "--master", self.master]
         for key, value in conf.items():
             cmd += ["--conf", f"{key}={value}"]
         return cmd + ["spark-internal"]
@@ -124,10 +127,10 @@ class CatalogServer:
         while not _port_open(port):
             if proc.poll() is not None:
                 tail = (self.home / "server.log").read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"local catalog server exited with code {proc.returncode}; log tail:\n{tail}")
+                raise RuntimeError(f"local Spark server exited with code {proc.returncode}; log tail:\n{tail}")
             if time.monotonic() > deadline:
                 proc.kill()
-                raise RuntimeError(f"local catalog server did not listen on port {port} within {START_TIMEOUT_S}s")
+                raise RuntimeError(f"local Spark server did not listen on port {port} within {START_TIMEOUT_S}s")
             time.sleep(0.3)
         self.state_file.write_text(json.dumps({"pid": proc.pid, "port": port}))
         return f"sc://127.0.0.1:{port}"
@@ -147,3 +150,15 @@ class CatalogServer:
                     break
                 time.sleep(0.1)
             return True
+
+
+class LocalSpark(ConfigurableResource):
+    """Where local Spark work goes: the project's own server, or ``remote`` if set."""
+
+    home: str
+    master: str = "local[2]"
+    driver_memory: str = "4g"
+    remote: str = ""  # sc://host:port of an existing Spark Connect server
+
+    def url(self) -> str:
+        return self.remote or SparkServer(self.home, self.master, self.driver_memory).ensure()

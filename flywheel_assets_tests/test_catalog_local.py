@@ -1,0 +1,233 @@
+"""ext_, bucketed_ and part_ tables on the local catalog (Spark SQL + Hive metastore), for real."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from dagster import DagsterInstance, materialize
+
+from flywheel_assets import settings
+from flywheel_assets.catalog.names import Column, TableSpec
+from flywheel_assets.orchestration import step_error_message
+from flywheel_assets.pipelines.bucketed import bucketed_tables, ext_tables
+from flywheel_assets.pipelines.partitioned import part_tables, prepared_part_tables
+from flywheel_assets.resources import Lake
+from flywheel_assets.spark_jobs.errors import FlywheelInputError
+from flywheel_assets.spark_jobs.mapping import load_mapping
+from flywheel_assets.spark_jobs.split import JOBS, run_split
+from flywheel_assets_tests.conftest import SMALL
+from flywheel_assets_tests.test_split_jobs import LATEST, OLDEST, paths
+
+CATALOG_ASSETS = [ext_tables, bucketed_tables, part_tables, prepared_part_tables]
+BUCKETS = 8
+
+
+def publish_split(spark, lake, snapshot):
+    p = paths(lake)
+    for job, source, target, csv in (
+        ("infobase_split_and_bucket", p["ib_raw"], p["cluster_ib"], p["bucket_csv"]),
+        ("addressable_bucket", p["ad_comp"], p["cluster_ad"], None),
+        ("infobase_split_and_part", p["ib_raw"], p["part_ib"], p["part_csv"]),
+        ("addressable_split_and_part", p["ad_raw"], p["part_ad"], p["ad_csv"]),
+    ):
+        run_split(spark, JOBS[job], source, target, snapshot, load_mapping(csv) if csv else None, 128 * 1024 * 1024)
+
+
+def run_config(**bucketed):
+    return {"ops": {"bucketed_tables": {"config": {"bucket_count": BUCKETS, **bucketed}}}}
+
+
+def materialize_catalog(lake, catalog, snapshot, selection=None, config=None, raise_on_error=True):
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("snapshot_dt", [snapshot])
+    config = config or run_config()
+    if selection:  # config only for the selected steps
+        names = {a.key.to_user_string() for a in selection}
+        config = {"ops": {k: v for k, v in config["ops"].items() if k in names}}
+    return materialize(
+        CATALOG_ASSETS, partition_key=snapshot, instance=instance, selection=selection,
+        resources={"lake": Lake(data_root=str(lake)), "catalog": catalog},
+        run_config=config, raise_on_error=raise_on_error,
+    )
+
+
+def failure_message(result) -> str:
+    return "\n".join(step_error_message(e.step_failure_data.error) for e in result.get_step_failure_events())
+
+
+def count(catalog, table, where=""):
+    return catalog.query(f"SELECT count(*) FROM {catalog.database}.{table} {where}")[1][0][0]
+
+
+def snapshot_state(catalog):
+    """Everything a reader sees of the catalog: names, columns, comments, locations, partitions."""
+    return [(t.name, t.columns, t.comment, t.location, t.partitions, t.num_buckets)
+            for t in catalog.list_tables(catalog.database)]
+
+
+@pytest.fixture
+def published(spark, lake, catalog):
+    publish_split(spark, lake, OLDEST)
+    materialize_catalog(lake, catalog, OLDEST)
+    publish_split(spark, lake, LATEST)
+    materialize_catalog(lake, catalog, LATEST)
+    return lake, catalog
+
+
+def test_tables_columns_locations_comments_counts(published):
+    lake, catalog = published
+    mapping = load_mapping(paths(lake)["bucket_csv"])
+    part_mapping = load_mapping(paths(lake)["part_csv"])
+    tables = {t.name: t for t in catalog.list_tables(catalog.database)}
+    bases = [t.lower() for t in mapping.tables] + ["addressable_ids"]
+    parts = list(part_mapping.tables) + ["addressable_ids"]
+    assert set(tables) == {f"ext_{b}" for b in bases} | {f"bucketed_{b}" for b in bases} | {f"part_{p}" for p in parts}
+    for table, columns in mapping.tables.items():
+        ext = tables[f"ext_{table.lower()}"]
+        assert [c.name for c in ext.columns] == ["customer_user_id", *columns]
+        assert ext.location == str(lake / settings.SPLIT_CLUSTER_INFOBASE / table) + "/"
+        assert ext.snapshot == LATEST and ext.partitions == 0
+        bucketed = tables[f"bucketed_{table.lower()}"]
+        assert bucketed.columns == ext.columns
+        assert (bucketed.bucket_columns, bucketed.num_buckets) == (["customer_user_id"], BUCKETS)
+        assert bucketed.snapshot == LATEST
+        assert bucketed.location.startswith(str(lake / settings.BUCKETED_BASE / table.lower()) + "/v")
+        assert count(catalog, ext.name) == count(catalog, bucketed.name) == SMALL.rows
+    assert tables["ext_addressable_ids"].location == str(lake / settings.SPLIT_CLUSTER_ADDRESSABLE / "addressable_ids") + "/"
+    for p in parts:
+        part = tables[f"part_{p}"]
+        assert part.partition_keys == ["snapshot_dt"] and part.partitions == 2
+        assert part.snapshot == LATEST
+        for snap in (OLDEST, LATEST):
+            assert count(catalog, part.name, f"WHERE snapshot_dt = '{snap}'") == SMALL.rows
+    assert tables["part_addressable_ids"].location == str(lake / settings.SPLIT_PART_ADDRESSABLE) + "/"
+
+
+def test_bucketed_join_plans_no_shuffle(published):
+    _, catalog = published
+    catalog.spark.conf.set("spark.sql.autoBroadcastJoinThreshold", "-1")
+    db = catalog.database
+
+    def plan(a, b):
+        return catalog.query(f"EXPLAIN SELECT * FROM {db}.{a} x JOIN {db}.{b} y ON x.customer_user_id = y.customer_user_id")[1][0][0]
+
+    bucketed_plan = plan("bucketed_ibe_01", "bucketed_addressable_ids")
+    assert "SortMergeJoin" in bucketed_plan and "Exchange" not in bucketed_plan
+    assert "Exchange hashpartitioning" in plan("ext_ibe_01", "ext_addressable_ids")
+    rows = catalog.query(f"SELECT count(*) FROM {db}.bucketed_ibe_01 x JOIN {db}.bucketed_addressable_ids y "
+                         f"ON x.customer_user_id = y.customer_user_id")[1][0][0]
+    assert rows == SMALL.rows
+
+
+def test_rerunning_a_partition_changes_nothing(published):
+    lake, catalog = published
+    before = snapshot_state(catalog)
+    materialize_catalog(lake, catalog, LATEST, selection=[ext_tables, part_tables, prepared_part_tables])
+    assert snapshot_state(catalog) == before
+    materialize_catalog(lake, catalog, LATEST, selection=[bucketed_tables])
+    after = snapshot_state(catalog)
+    # a rebuild writes fresh files and swaps them in; all else stays as it was
+    assert [row[:3] + row[4:] for row in after] == [row[:3] + row[4:] for row in before]
+    assert count(catalog, "bucketed_ibe_01") == SMALL.rows
+
+
+def test_tables_filter_builds_a_subset_and_rejects_unknown_or_sql(spark, lake, catalog):
+    publish_split(spark, lake, LATEST)
+    materialize_catalog(lake, catalog, LATEST, selection=[ext_tables])
+    materialize_catalog(lake, catalog, LATEST, selection=[bucketed_tables],
+                        config=run_config(tables_filter="addressable_ids, ibe_02"))
+    assert sorted(t.name for t in catalog.list_tables(catalog.database, "bucketed_")) == [
+        "bucketed_addressable_ids", "bucketed_ibe_02"]
+    bad = materialize_catalog(lake, catalog, LATEST, selection=[bucketed_tables], raise_on_error=False,
+                              config=run_config(tables_filter="ibe_02,ibe_99"))
+    assert not bad.success and "TABLES_FILTER names unknown tables ibe_99; staged tables: addressable_ids, ibe_01" in failure_message(bad)
+    bad = materialize_catalog(lake, catalog, LATEST, selection=[bucketed_tables], raise_on_error=False,
+                              config=run_config(tables_filter="ibe_01; DROP TABLE ext_ibe_01"))
+    assert "TABLES_FILTER entry 'ibe_01; drop table ext_ibe_01' is not a valid identifier" in failure_message(bad)
+    assert catalog.describe(catalog.database, "ext_ibe_01") is not None
+
+
+def test_max_cols_names_the_table_and_count(spark, lake, catalog):
+    publish_split(spark, lake, LATEST)
+    result = materialize_catalog(lake, catalog, LATEST, selection=[ext_tables], raise_on_error=False,
+                                 config={"ops": {"ext_tables": {"config": {"max_cols": 5}}}})
+    assert re.search(r"ext_ibe_0\d has [67] columns, more than MAX_COLS=5", failure_message(result))
+    assert catalog.list_tables(catalog.database) == []  # checked before anything was created
+
+
+def test_ext_tables_refuse_a_stale_split(spark, lake, catalog):
+    publish_split(spark, lake, OLDEST)
+    result = materialize_catalog(lake, catalog, LATEST, selection=[ext_tables], raise_on_error=False)
+    assert f"holds snapshot_dt={OLDEST}, not {LATEST}: materialize its split for {LATEST} first" in failure_message(result)
+
+
+def test_new_source_column_reaches_part_tables_and_old_partitions_stay(catalog, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    root = tmp_path / "split_part" / "addressable_ids"
+    for snap, table in (("2024-01-01", pa.table({"customer_user_id": ["a"], "x": [1]})),
+                        ("2024-02-01", pa.table({"customer_user_id": ["b", "c"], "x": [2, 3], "y": ["new", "new"]}))):
+        (root / f"snapshot_dt={snap}").mkdir(parents=True)
+        pq.write_table(table, root / f"snapshot_dt={snap}" / "part-0.parquet")
+    lake = tmp_path
+    config = {"ops": {"part_tables": {"config": {"source_path": str(tmp_path / "split_part")}}}}
+    for snap in ("2024-01-01", "2024-02-01"):
+        materialize_catalog(lake, catalog, snap, selection=[part_tables, prepared_part_tables], config=config)
+    info = catalog.describe(catalog.database, "part_addressable_ids")
+    assert [c.name for c in info.columns] == ["customer_user_id", "x", "y"] and info.partitions == 2
+    rows = catalog.query(f"SELECT customer_user_id, y FROM {catalog.database}.part_addressable_ids ORDER BY 1")[1]
+    assert rows == [("a", None), ("b", "new"), ("c", "new")]
+
+
+def test_failed_bucketed_rebuild_leaves_the_previous_table(published):
+    lake, catalog = published
+    before = catalog.describe(catalog.database, "bucketed_ibe_01")
+    versions = lake / settings.BUCKETED_BASE / "ibe_01"
+    versions_before = sorted(p.name for p in versions.iterdir())
+    ext_dir = lake / settings.SPLIT_CLUSTER_INFOBASE / "IBE_01"
+    victim = next(ext_dir.glob("*.parquet"))
+    victim.write_bytes(b"PAR1 truncated garbage")  # the rebuild's read fails mid-way
+    result = materialize_catalog(lake, catalog, LATEST, selection=[bucketed_tables], raise_on_error=False,
+                                 config=run_config(tables_filter="ibe_01"))
+    assert not result.success
+    after = catalog.describe(catalog.database, "bucketed_ibe_01")
+    assert after == before and count(catalog, "bucketed_ibe_01") == SMALL.rows
+    assert catalog.describe(catalog.database, "bucketed_ibe_01__staging") is None
+    assert sorted(p.name for p in versions.iterdir()) == versions_before  # the half-written version is gone
+
+
+def test_msck_repair_mode_registers_every_partition_folder(spark, lake, catalog):
+    publish_split(spark, lake, OLDEST)
+    publish_split(spark, lake, LATEST)
+    materialize_catalog(lake, catalog, LATEST, selection=[part_tables])
+    assert catalog.describe(catalog.database, "part_addressable_ids").partitions == 0
+    materialize_catalog(lake, catalog, LATEST, selection=[prepared_part_tables],
+                        config={"ops": {"prepared_part_tables": {"config": {"mode": "msck"}}}})
+    for t in catalog.list_tables(catalog.database, "part_"):
+        assert t.partitions == 2, t.name
+
+
+def test_partition_registration_is_chunked_and_idempotent(catalog, tmp_path):
+    spec = TableSpec(catalog.database, "part_many", str(tmp_path / "many"), [Column("customer_user_id", "string")],
+                     comment="x", partition_keys=[Column("snapshot_dt", "string")])
+    catalog.apply_table(spec)
+    days = [f"2023-{m:02d}-{d:02d}" for m in range(1, 8) for d in range(1, 29)][:150]
+    catalog.add_partitions(catalog.database, "part_many", [(d, str(tmp_path / "many" / f"snapshot_dt={d}")) for d in days])
+    catalog.add_partitions(catalog.database, "part_many", [(days[0], str(tmp_path / "many" / f"snapshot_dt={days[0]}"))])
+    assert catalog.describe(catalog.database, "part_many").partitions == 150
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"database": "prod; DROP DATABASE x"}, "database 'prod; DROP DATABASE x' is not a valid identifier"),
+    ({"name": "../etc"}, "table '../etc' is not a valid identifier"),
+    ({"location": "/tmp/x' OR '1"}, "is not an allowed path"),
+    ({"location": "/data/../../etc"}, "is not an allowed path"),
+    ({"comment": "it's"}, "contains quotes"),
+    ({"columns": [Column("a-b", "string")]}, "column of t 'a-b' is not a valid column name"),
+])
+def test_names_are_validated_before_sql(bad, message):
+    args = {"database": "d", "name": "t", "location": "/data/t", "columns": [Column("a", "string")], "comment": "c", **bad}
+    with pytest.raises(FlywheelInputError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        TableSpec(**args)
