@@ -40,7 +40,7 @@ def write_partition(root: Path, day: str) -> str:
 
 
 def measure(catalog: LocalCatalog, root: Path, history: int, trials: int) -> tuple[float, float]:
-    table = f"part_bench_{history}"
+    table = f"part_bench_{root.name}"
     catalog.apply_table(TableSpec(catalog.database, table, str(root), [Column("customer_user_id", "string"), Column("v", "bigint")],
                                   comment="bench", partition_keys=[Column("snapshot_dt", "string")]))
     old = dates(dt.date(2020, 1, 1), history)
@@ -72,6 +72,7 @@ def main(argv=None) -> None:
         catalog = LocalCatalog(database="bench_publish", server=LocalSpark(home=str(Path(tmp) / "spark"), remote=remote))
         try:
             catalog.ensure_database(catalog.database)
+            measure(catalog, Path(tmp) / "warmup", 1, 2)  # JIT and metastore caches warm for every cell
             results = {h: measure(catalog, Path(tmp) / f"data_{h}", h, args.trials) for h in histories}
         finally:
             close_sessions()
