@@ -92,6 +92,15 @@ def cmd_spark(args, settings: Settings) -> int:
     return 0
 
 
+def cmd_deploy(args, settings: Settings) -> int:
+    from flywheel_assets.deploy import deploy
+
+    result = deploy(settings, dry_run=args.dry_run)
+    for line in result.describe():
+        print(("would " if args.dry_run and not line.startswith("unchanged") else "") + line)
+    return 0
+
+
 def cmd_ui(args, settings: Settings) -> int:
     prepare_instance(settings)
     dagster = Path(sys.executable).with_name("dagster")
@@ -129,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     spark = sub.add_parser("spark", help="the local Spark server (Spark Connect + Hive metastore)")
     spark.add_argument("action", choices=["status", "start", "stop"])
     spark.set_defaults(func=cmd_spark)
+
+    deploy = sub.add_parser("deploy", help="upload the job bundle and create/update the Glue jobs (AWS)")
+    deploy.add_argument("--dry-run", action="store_true", help="print what would change, change nothing")
+    deploy.set_defaults(func=cmd_deploy)
 
     ui = sub.add_parser("ui", help="open the Dagster UI on the local instance")
     ui.add_argument("--host", default="127.0.0.1")

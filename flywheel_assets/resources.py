@@ -6,6 +6,7 @@ decided here from the settings.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -71,8 +72,7 @@ class SparkJobRunner(ConfigurableResource):
     """Runs one flywheel Spark job script and returns what the script itself reported."""
 
     def run(self, context: AssetExecutionContext, job: str, arguments: Mapping[str, str]) -> MaterializeResult:
-        raise Failure(f"no Spark runtime is configured for {job} in this environment "
-                      "(FLYWHEEL_ENV=aws runs Spark jobs on Glue once the Glue runner exists)")
+        raise NotImplementedError
 
 
 class LocalSparkRunner(SparkJobRunner):
@@ -88,6 +88,101 @@ class LocalSparkRunner(SparkJobRunner):
             invocation = PipesSubprocessClient().run(context=context, command=command, env=env)
         except DagsterPipesExecutionError as exc:
             raise Failure(description=f"{job} failed: {reported_error(context) or exc}") from exc
+        return invocation.get_materialize_result()
+
+
+def glue_links(region: str, job_name: str, run_id: str) -> str:
+    run = f"https://{region}.console.aws.amazon.com/gluestudio/home?region={region}#/job/{job_name}/run/{run_id}"
+    logs = (f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
+            f"#logsV2:log-groups/log-group/$252Faws-glue$252Fjobs$252Ferror/log-events/{run_id}")
+    return f"job run: {run}\nerror log: {logs}"
+
+
+class GlueSparkRunner(SparkJobRunner):
+    """The job script as the run book's Glue job, through Dagster Pipes (context and messages on S3)."""
+
+    region: str = "us-east-1"
+    pipes_s3: str  # s3://bucket/prefix/ for Pipes context and messages
+    job_prefix: str = "etl-omc-flywheel-prod-"
+    message_interval_sec: float = 5.0
+
+    def glue_client(self):
+        import boto3
+
+        return boto3.client("glue", region_name=self.region)
+
+    def run(self, context: AssetExecutionContext, job: str, arguments: Mapping[str, str]) -> MaterializeResult:
+        from dagster_aws.pipes import PipesGlueClient, PipesS3ContextInjector, PipesS3MessageReader
+
+        script_path(job)  # a known job
+        bucket, prefix = storage.split_s3(self.pipes_s3)
+        s3 = storage.s3_client()
+        client = PipesGlueClient(
+            client=self.glue_client(),
+            context_injector=PipesS3ContextInjector(bucket=bucket, client=s3, key_prefix=prefix.rstrip("/") + "/"),
+            message_reader=PipesS3MessageReader(bucket=bucket, client=s3, interval=self.message_interval_sec),
+            forward_termination=True,  # terminating the Dagster run stops the Glue run
+        )
+        name = self.job_prefix + job.replace("_", "-")
+        args = {f"--{k}": str(v) for k, v in arguments.items()}
+        try:
+            invocation = client.run(context=context, start_job_run_params={"JobName": name, "Arguments": args})
+        except RuntimeError as exc:  # "Glue job <name> run <id> completed with status FAILED: ..."
+            match = re.search(r"run (\S+) completed with status", str(exc))
+            detail = reported_error(context)
+            links = glue_links(self.region, name, match.group(1)) if match else ""
+            raise Failure(description="\n".join(x for x in (str(exc).strip(), detail, links) if x)) from exc
+        return invocation.get_materialize_result()
+
+
+class EMRServerlessSparkRunner(SparkJobRunner):
+    """The job script as an EMR Serverless Spark job run, through Dagster Pipes (S3), using the
+    scripts and bundle `flywheel deploy` uploaded."""
+
+    region: str = "us-east-1"
+    application_id: str
+    execution_role_arn: str
+    artifacts_s3: str
+    pipes_s3: str
+    message_interval_sec: float = 5.0
+
+    def emr_client(self):
+        import boto3
+
+        return boto3.client("emr-serverless", region_name=self.region)
+
+    def start_params(self, job: str, arguments: Mapping[str, str]) -> dict:
+        from flywheel_assets.deploy import bundle_uri, script_uri
+
+        return {
+            "applicationId": self.application_id,
+            "executionRoleArn": self.execution_role_arn,
+            "name": f"flywheel-{job}",
+            "jobDriver": {"sparkSubmit": {
+                "entryPoint": script_uri(self.artifacts_s3, job),
+                "entryPointArguments": job_arguments(arguments),
+                "sparkSubmitParameters": f"--py-files {bundle_uri(self.artifacts_s3)} "
+                                         "--conf spark.sql.sources.partitionOverwriteMode=dynamic",
+            }},
+        }
+
+    def run(self, context: AssetExecutionContext, job: str, arguments: Mapping[str, str]) -> MaterializeResult:
+        from dagster_aws.pipes import PipesEMRServerlessClient, PipesS3ContextInjector, PipesS3MessageReader
+
+        script_path(job)
+        bucket, prefix = storage.split_s3(self.pipes_s3)
+        s3 = storage.s3_client()
+        client = PipesEMRServerlessClient(
+            client=self.emr_client(),
+            context_injector=PipesS3ContextInjector(bucket=bucket, client=s3, key_prefix=prefix.rstrip("/") + "/"),
+            message_reader=PipesS3MessageReader(bucket=bucket, client=s3, interval=self.message_interval_sec),
+            forward_termination=True,
+        )
+        try:
+            invocation = client.run(context=context, start_job_run_params=self.start_params(job, arguments))
+        except RuntimeError as exc:
+            detail = reported_error(context)
+            raise Failure(description="\n".join(x for x in (f"EMR Serverless run of {job}: {exc}", detail) if x)) from exc
         return invocation.get_materialize_result()
 
 
@@ -108,5 +203,14 @@ def resources_for(settings: Settings) -> dict:
         "lake": Lake(data_root=settings.data_root),
         "catalog": GlueAthenaCatalog(database=settings.database, region=settings.aws_region,
                                      workgroup=settings.athena_workgroup, results_s3=settings.athena_results_s3),
-        "spark_jobs": SparkJobRunner(),  # the Glue runner is not built yet: its run() says so
+        "spark_jobs": aws_runner(settings),
     }
+
+
+def aws_runner(settings: Settings) -> SparkJobRunner:
+    """Glue by default; EMR Serverless when FLYWHEEL_AWS_SPARK_RUNTIME=emr-serverless."""
+    if settings.aws_spark_runtime == "emr-serverless":
+        return EMRServerlessSparkRunner(region=settings.aws_region, application_id=settings.emr_application_id,
+                                        execution_role_arn=settings.emr_execution_role_arn,
+                                        artifacts_s3=settings.artifacts_s3, pipes_s3=settings.pipes_s3)
+    return GlueSparkRunner(region=settings.aws_region, pipes_s3=settings.pipes_s3, job_prefix=settings.glue_job_prefix)

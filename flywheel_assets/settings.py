@@ -46,6 +46,13 @@ class Settings:
     aws_region: str
     athena_workgroup: str
     athena_results_s3: str
+    pipes_s3: str  # where Dagster Pipes exchanges context and messages with Glue/EMR jobs
+    artifacts_s3: str  # where `flywheel deploy` uploads the job scripts and library bundle
+    glue_role: str
+    glue_job_prefix: str
+    aws_spark_runtime: str  # glue | emr-serverless
+    emr_application_id: str
+    emr_execution_role_arn: str
 
     @property
     def dagster_home(self) -> Path:
@@ -81,7 +88,23 @@ def get_settings(environ: dict | None = None) -> Settings:
         athena_workgroup=env_vars.get("FLYWHEEL_ATHENA_WORKGROUP", "primary"),
         athena_results_s3=env_vars.get("FLYWHEEL_ATHENA_RESULTS_S3")
         or f"{_absolute(analysis_root).rstrip('/')}/query-results/",
+        pipes_s3=env_vars.get("FLYWHEEL_PIPES_S3") or f"{_absolute(analysis_root).rstrip('/')}/dagster-pipes/",
+        artifacts_s3=env_vars.get("FLYWHEEL_ARTIFACTS_S3")
+        or f"{_absolute(data_root).rstrip('/')}/omc_cleanroom_data/glue/flywheel/",
+        glue_role=env_vars.get("FLYWHEEL_GLUE_ROLE", "omc-flywheel-prod-glue-role"),
+        glue_job_prefix=env_vars.get("FLYWHEEL_GLUE_JOB_PREFIX", "etl-omc-flywheel-prod-"),
+        aws_spark_runtime=_choice(env_vars.get("FLYWHEEL_AWS_SPARK_RUNTIME", "glue"), "FLYWHEEL_AWS_SPARK_RUNTIME",
+                                  ("glue", "emr-serverless")),
+        emr_application_id=env_vars.get("FLYWHEEL_EMR_APPLICATION_ID", ""),
+        emr_execution_role_arn=env_vars.get("FLYWHEEL_EMR_EXECUTION_ROLE_ARN", ""),
     )
+
+
+def _choice(value: str, name: str, allowed: tuple[str, ...]) -> str:
+    value = value.strip().lower()
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
 
 
 def _absolute(root: str) -> str:

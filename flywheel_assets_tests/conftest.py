@@ -65,3 +65,29 @@ def catalog(spark_url, request):
     from flywheel_assets.local_spark import LocalSpark
 
     return LocalCatalog(database=database_for(request), server=LocalSpark(home="unused", remote=spark_url))
+
+
+@pytest.fixture(scope="session")
+def moto_url():
+    """moto's HTTP server on loopback: the stand-in for S3, Glue and Athena."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws_env(moto_url, monkeypatch):
+    """A credentialed environment pointing every AWS client at a freshly reset moto."""
+    import urllib.request
+
+    for key, value in {"AWS_ENDPOINT_URL": moto_url, "AWS_ACCESS_KEY_ID": "testing",
+                       "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+                       "AWS_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    urllib.request.urlopen(urllib.request.Request(moto_url + "/moto-api/reset", method="POST"))
+    return moto_url

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import re
-import urllib.request
 
 import boto3
 import pyarrow as pa
@@ -24,24 +23,8 @@ BUCKET = "flywheel-test-lake"
 DB = "omc_flywheel_prod"
 
 
-@pytest.fixture(scope="module")
-def moto_url():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture
-def aws(moto_url, monkeypatch):
-    for key, value in {"AWS_ENDPOINT_URL": moto_url, "AWS_ACCESS_KEY_ID": "testing",
-                       "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
-    urllib.request.urlopen(urllib.request.Request(moto_url + "/moto-api/reset", method="POST"))
+def aws(aws_env):
     boto3.client("s3").create_bucket(Bucket=BUCKET)
     return GlueAthenaCatalog(database=DB, results_s3=f"s3://{BUCKET}/athena-results/", poll_interval_sec=0.01)
 

@@ -51,26 +51,30 @@ def spark_session(app_name: str):
 def open_pipes():
     """Open Dagster Pipes the way the orchestrator launched us.
 
-    Glue/EMR get ``--dagster-pipes-context``/``--dagster-pipes-messages`` arguments and exchange
-    context and messages through S3; a local subprocess gets environment variables. Run by
-    hand, outside Dagster, this returns dagster-pipes' no-op stand-in.
+    Glue passes ``--dagster-pipes-context``/``--dagster-pipes-messages`` arguments, EMR Serverless
+    and a local subprocess pass environment variables; when the parameters name a bucket, context
+    and messages go through S3. Run by hand, outside Dagster, this returns dagster-pipes' no-op
+    stand-in.
     """
     from dagster_pipes import (
         PipesCliArgsParamsLoader,
+        PipesEnvVarParamsLoader,
         PipesS3ContextLoader,
         PipesS3MessageWriter,
         open_dagster_pipes,
     )
 
-    cli = PipesCliArgsParamsLoader()
-    if cli.is_dagster_pipes_process():
-        client = storage.s3_client()
-        return open_dagster_pipes(
-            params_loader=cli,
-            context_loader=PipesS3ContextLoader(client),
-            message_writer=PipesS3MessageWriter(client),
-        )
-    return open_dagster_pipes()
+    loader = PipesCliArgsParamsLoader()
+    if not loader.is_dagster_pipes_process():
+        loader = PipesEnvVarParamsLoader()
+    if not loader.is_dagster_pipes_process():
+        return open_dagster_pipes()
+    kwargs = {"params_loader": loader}
+    if "bucket" in loader.load_context_params():
+        kwargs["context_loader"] = PipesS3ContextLoader(storage.s3_client())
+    if "bucket" in loader.load_messages_params():
+        kwargs["message_writer"] = PipesS3MessageWriter(storage.s3_client())
+    return open_dagster_pipes(**kwargs)
 
 
 def parse_args(argv: list[str] | None, names: dict[str, str | None]) -> dict[str, str | None]:

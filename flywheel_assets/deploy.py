@@ -1,0 +1,142 @@
+"""`flywheel deploy`: the job bundle on S3 and the run book's Glue jobs, created or updated idempotently."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import flywheel_assets
+from flywheel_assets.settings import Settings
+from flywheel_assets.spark_jobs import storage
+from flywheel_assets.spark_jobs.split import JOBS
+
+PACKAGE_DIR = Path(flywheel_assets.__file__).parent
+PIPES_VERSION = "1.13.27"  # dagster-pipes on the Glue workers; matches requirements.lock
+
+# The run book's production shape (G.4X x 8, Glue 5), Glue Data Catalog as the metastore and
+# dynamic partition overwrite for the part layout.
+JOB_SHAPE = {"GlueVersion": "5.0", "WorkerType": "G.4X", "NumberOfWorkers": 8, "Timeout": 180,
+             "ExecutionProperty": {"MaxConcurrentRuns": 4}}
+DEFAULT_ARGUMENTS = {
+    "--enable-glue-datacatalog": "true",
+    "--conf": "spark.sql.sources.partitionOverwriteMode=dynamic",
+    "--additional-python-modules": f"dagster-pipes=={PIPES_VERSION}",
+    "--job-language": "python",
+    "--enable-metrics": "true",
+    "--enable-continuous-cloudwatch-log": "true",
+}
+
+
+def glue_job_name(settings: Settings, job: str) -> str:
+    return settings.glue_job_prefix + job.replace("_", "-")
+
+
+def bundle_bytes() -> bytes:
+    """The importable job library (flywheel_assets/__init__.py + spark_jobs/), reproducibly zipped."""
+    files = [PACKAGE_DIR / "__init__.py", *sorted((PACKAGE_DIR / "spark_jobs").rglob("*.py"))]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in files:
+            info = zipfile.ZipInfo(str(Path("flywheel_assets") / path.relative_to(PACKAGE_DIR)), (2020, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, path.read_bytes())
+    return buffer.getvalue()
+
+
+@dataclass
+class Plan:
+    uploads: dict[str, bytes] = field(default_factory=dict)  # uri -> content, only what differs
+    unchanged_uploads: list[str] = field(default_factory=list)
+    jobs: dict[str, tuple[str, dict]] = field(default_factory=dict)  # name -> (create|update|unchanged, definition)
+
+    def describe(self) -> list[str]:
+        lines = [f"upload {uri} ({len(body)} bytes)" for uri, body in self.uploads.items()]
+        lines += [f"unchanged {uri}" for uri in self.unchanged_uploads]
+        lines += [f"{action} Glue job {name}" for name, (action, _) in self.jobs.items()]
+        return lines
+
+
+def _same_object(uri: str, body: bytes) -> bool:
+    bucket, key = storage.split_s3(uri)
+    client = storage.s3_client()
+    try:
+        head = client.head_object(Bucket=bucket, Key=key)
+    except client.exceptions.ClientError:
+        return False
+    return head.get("Metadata", {}).get("sha256") == hashlib.sha256(body).hexdigest()
+
+
+def job_definition(settings: Settings, job: str, script_uri: str, bundle_uri: str) -> dict:
+    return {
+        "Description": f"flywheel {job} (run book: {glue_job_name(settings, job)}); deployed by flywheel deploy",
+        "Role": settings.glue_role,
+        "Command": {"Name": "glueetl", "ScriptLocation": script_uri, "PythonVersion": "3"},
+        "DefaultArguments": {**DEFAULT_ARGUMENTS, "--extra-py-files": bundle_uri},
+        **JOB_SHAPE,
+    }
+
+
+def _differs(existing: dict, wanted: dict) -> bool:
+    return any(existing.get(k) != v for k, v in wanted.items())
+
+
+def bundle_uri(artifacts_s3: str, bundle: bytes | None = None) -> str:
+    """Where this code's bundle lives: named by content, so a run uses exactly the deployed code."""
+    if not artifacts_s3.startswith("s3://"):
+        raise ValueError(f"FLYWHEEL_ARTIFACTS_S3 must be an s3:// prefix, got {artifacts_s3!r}")
+    digest = hashlib.sha256(bundle or bundle_bytes()).hexdigest()[:12]
+    return storage.join(artifacts_s3, f"flywheel_jobs-{digest}.zip")
+
+
+def script_uri(artifacts_s3: str, job: str) -> str:
+    return storage.join(artifacts_s3, "scripts", f"{job}.py")
+
+
+def plan(settings: Settings, glue) -> Plan:
+    bundle = bundle_bytes()
+    artifacts = settings.artifacts_s3
+    bundle_uri_ = bundle_uri(artifacts, bundle)
+    result = Plan()
+    wanted = {bundle_uri_: bundle}
+    for job in JOBS:
+        script = script_uri(artifacts, job)
+        wanted[script] = (PACKAGE_DIR / "spark_jobs" / "scripts" / f"{job}.py").read_bytes()
+        definition = job_definition(settings, job, script, bundle_uri_)
+        name = glue_job_name(settings, job)
+        try:
+            existing = glue.get_job(JobName=name)["Job"]
+            action = "update" if _differs(existing, definition) else "unchanged"
+        except glue.exceptions.EntityNotFoundException:
+            action = "create"
+        result.jobs[name] = (action, definition)
+    for uri, body in wanted.items():
+        if _same_object(uri, body):
+            result.unchanged_uploads.append(uri)
+        else:
+            result.uploads[uri] = body
+    return result
+
+
+def apply(plan_: Plan, glue) -> None:
+    client = storage.s3_client()
+    for uri, body in plan_.uploads.items():
+        bucket, key = storage.split_s3(uri)
+        client.put_object(Bucket=bucket, Key=key, Body=body, Metadata={"sha256": hashlib.sha256(body).hexdigest()})
+    for name, (action, definition) in plan_.jobs.items():
+        if action == "create":
+            glue.create_job(Name=name, **definition)
+        elif action == "update":
+            glue.update_job(JobName=name, JobUpdate=definition)
+
+
+def deploy(settings: Settings, dry_run: bool = False, glue=None) -> Plan:
+    import boto3
+
+    glue = glue or boto3.client("glue", region_name=settings.aws_region)
+    result = plan(settings, glue)
+    if not dry_run:
+        apply(result, glue)
+    return result

@@ -1,0 +1,298 @@
+"""Production execution: `flywheel deploy` against moto, and the real PipesGlueClient driving a Glue
+stand-in that really runs the deployed script (downloaded from moto's S3) with local Spark."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import pytest
+from dagster import AssetKey, DagsterInstance, materialize
+
+from flywheel_assets import settings as fw_settings
+from flywheel_assets.deploy import deploy
+from flywheel_assets.pipelines.bucketed import addressable_bucket, infobase_split
+from flywheel_assets.resources import GlueSparkRunner, Lake
+from flywheel_assets.settings import get_settings
+from flywheel_assets_tests.conftest import SMALL
+from flywheel_assets_tests.test_split_jobs import LATEST
+
+ARTIFACTS = "flywheel-artifacts"
+
+
+@pytest.fixture
+def deployed(aws_env, tmp_path):
+    s3 = boto3.client("s3")
+    for bucket in (ARTIFACTS, "flywheel-pipes"):
+        s3.create_bucket(Bucket=bucket)
+    settings = get_settings({"FLYWHEEL_ENV": "aws", "FLYWHEEL_HOME": str(tmp_path / "home"),
+                             "FLYWHEEL_ARTIFACTS_S3": f"s3://{ARTIFACTS}/glue/flywheel/",
+                             "FLYWHEEL_PIPES_S3": "s3://flywheel-pipes/pipes/",
+                             "FLYWHEEL_GLUE_ROLE": "arn:aws:iam::123456789012:role/flywheel-glue"})
+    first = deploy(settings)
+    return settings, first
+
+
+def test_deploy_creates_the_run_book_jobs_then_changes_nothing(deployed):
+    settings, first = deployed
+    glue = boto3.client("glue")
+    names = ["etl-omc-flywheel-prod-infobase-split-and-bucket", "etl-omc-flywheel-prod-addressable-bucket",
+             "etl-omc-flywheel-prod-infobase-split-and-part", "etl-omc-flywheel-prod-addressable-split-and-part"]
+    assert {n: a for n, (a, _) in first.jobs.items()} == {n: "create" for n in names}
+    job = glue.get_job(JobName=names[0])["Job"]
+    assert (job["GlueVersion"], job["WorkerType"], job["NumberOfWorkers"]) == ("5.0", "G.4X", 8)
+    assert job["Command"]["ScriptLocation"] == f"s3://{ARTIFACTS}/glue/flywheel/scripts/infobase_split_and_bucket.py"
+    args = job["DefaultArguments"]
+    assert args["--enable-glue-datacatalog"] == "true"
+    assert args["--conf"] == "spark.sql.sources.partitionOverwriteMode=dynamic"
+    assert args["--extra-py-files"].startswith(f"s3://{ARTIFACTS}/glue/flywheel/flywheel_jobs-")
+    calls = []
+    glue.meta.events.register("provide-client-params.glue.*", lambda params, event_name, **_: calls.append(event_name))
+    storage_calls = []
+    from flywheel_assets.spark_jobs import storage
+
+    storage.s3_client().meta.events.register("provide-client-params.s3.PutObject",
+                                             lambda **_: storage_calls.append("put"))
+    second = deploy(settings, glue=glue)
+    assert {a for a, _ in second.jobs.values()} == {"unchanged"} and not second.uploads
+    assert not [c for c in calls if c.endswith(("CreateJob", "UpdateJob"))] and not storage_calls
+    dry = deploy(get_settings({**{"FLYWHEEL_ENV": "aws", "FLYWHEEL_HOME": "/tmp/x",
+                                  "FLYWHEEL_ARTIFACTS_S3": f"s3://{ARTIFACTS}/glue/flywheel/",
+                                  "FLYWHEEL_GLUE_ROLE": "arn:aws:iam::123456789012:role/other"}}), dry_run=True, glue=glue)
+    assert {a for a, _ in dry.jobs.values()} == {"update"}
+    assert glue.get_job(JobName=names[0])["Job"]["Role"].endswith("role/flywheel-glue")  # dry run changed nothing
+
+
+def test_uploaded_bundle_is_importable_on_its_own(deployed, tmp_path):
+    _, first = deployed
+    bundle_uri = next(iter(first.jobs.values()))[1]["DefaultArguments"]["--extra-py-files"]
+    bucket, key = bundle_uri[5:].split("/", 1)
+    target = tmp_path / "bundle.zip"
+    boto3.client("s3").download_file(bucket, key, str(target))
+    # -S: no site-packages, so nothing can come from the editable install of this checkout
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import flywheel_assets.spark_jobs.split as s, "
+            "flywheel_assets.spark_jobs.entry as e; print(s.__file__); print(sorted(s.JOBS))")
+    out = subprocess.run([sys.executable, "-S", "-c", code, str(target)], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0].startswith(str(target))
+    assert out.stdout.splitlines()[1] == str(sorted(["addressable_bucket", "addressable_split_and_part",
+                                                      "infobase_split_and_bucket", "infobase_split_and_part"]))
+    names = zipfile.ZipFile(target).namelist()
+    assert "flywheel_assets/spark_jobs/split.py" in names and not any("definitions" in n for n in names)
+
+
+@dataclass
+class _Run:
+    proc: subprocess.Popen
+    workdir: str
+    forced_state: str | None = None
+    stopped: bool = False
+    final: dict | None = None
+
+
+class GlueStandIn:
+    """moto records the job runs; this runs them: the job's ScriptLocation and --extra-py-files are
+    downloaded from (moto's) S3 and executed as Glue would, `python script.py --ARG value ...`, on
+    local Spark. ``force_state`` makes the next run end in that state (TIMEOUT, ERROR...)."""
+
+    def __init__(self, endpoint: str):
+        self.glue = boto3.client("glue")
+        self.s3 = boto3.client("s3")
+        self.endpoint = endpoint
+        self.runs: dict[str, _Run] = {}
+        self.force_state: str | None = None
+        self.started: list[dict] = []
+
+    @property
+    def meta(self):
+        return self.glue.meta
+
+    def _download(self, uri: str, folder: str) -> str:
+        bucket, key = uri[5:].split("/", 1)
+        local = os.path.join(folder, key.rsplit("/", 1)[-1])
+        self.s3.download_file(bucket, key, local)
+        return local
+
+    def start_job_run(self, JobName: str, Arguments: dict, **_):
+        self.started.append({"JobName": JobName, "Arguments": dict(Arguments)})
+        job = self.glue.get_job(JobName=JobName)["Job"]
+        run_id = self.glue.start_job_run(JobName=JobName, Arguments=Arguments)["JobRunId"]
+        workdir = tempfile.mkdtemp(prefix="glue-run-")
+        script = self._download(job["Command"]["ScriptLocation"], workdir)
+        bundle = self._download(job["DefaultArguments"]["--extra-py-files"], workdir)
+        args = [item for pair in {**job["DefaultArguments"], **Arguments}.items() for item in pair]
+        env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"), "PYTHONPATH": bundle,
+               "AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": "testing",
+               "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+        if "JAVA_HOME" in os.environ:
+            env["JAVA_HOME"] = os.environ["JAVA_HOME"]
+        proc = subprocess.Popen([sys.executable, script, *args], env=env, cwd=workdir,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.runs[run_id] = _Run(proc, workdir, self.force_state)
+        return {"JobRunId": run_id}
+
+    def get_job_run(self, JobName: str, RunId: str, **_):
+        response = self.glue.get_job_run(JobName=JobName, RunId=RunId)
+        run = self.runs[RunId]
+        if run.final:
+            return run.final
+        if run.proc.poll() is None and not run.stopped:
+            response["JobRun"]["JobRunState"] = "RUNNING"
+            return response
+        output = run.proc.communicate()[0] if not run.stopped else ""
+        if run.stopped:
+            state = "STOPPED"
+        elif run.forced_state:
+            state = run.forced_state
+        else:
+            state = "SUCCEEDED" if run.proc.returncode == 0 else "FAILED"
+        response["JobRun"]["JobRunState"] = state
+        if state != "SUCCEEDED":
+            response["JobRun"]["ErrorMessage"] = output.strip().splitlines()[-1] if output.strip() else state
+        shutil.rmtree(run.workdir, ignore_errors=True)
+        run.final = response
+        return response
+
+    def batch_stop_job_run(self, JobName: str, JobRunIds: list[str]):
+        for run_id in JobRunIds:
+            self.runs[run_id].proc.terminate()
+            self.runs[run_id].stopped = True
+        return {"SuccessfulSubmissions": [{"JobName": JobName, "JobRunId": r} for r in JobRunIds], "Errors": []}
+
+
+@pytest.fixture
+def glue_stand_in(deployed, monkeypatch):
+    settings, _ = deployed
+    stand_in = GlueStandIn(os.environ["AWS_ENDPOINT_URL"])
+    monkeypatch.setattr(GlueSparkRunner, "glue_client", lambda self: stand_in)
+    return settings, stand_in
+
+
+def materialize_on_glue(settings, lake, asset, snapshot=LATEST, config=None):
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("snapshot_dt", [snapshot])
+    runner = GlueSparkRunner(region="us-east-1", pipes_s3=settings.pipes_s3, message_interval_sec=0.5)
+    return materialize([asset], partition_key=snapshot, instance=instance, raise_on_error=False,
+                       resources={"lake": Lake(data_root=str(lake)), "spark_jobs": runner}, run_config=config or {})
+
+
+def test_split_asset_runs_the_deployed_script_through_pipes_glue_client(glue_stand_in, lake):
+    settings, stand_in = glue_stand_in
+    result = materialize_on_glue(settings, lake, addressable_bucket)
+    assert result.success, [e.step_failure_data.error.message for e in result.get_step_failure_events()]
+    started = stand_in.started[0]
+    assert started["JobName"] == "etl-omc-flywheel-prod-addressable-bucket"
+    assert started["Arguments"]["--SNAPSHOT_DT"] == LATEST
+    assert started["Arguments"]["--SOURCE_PATH"] == str(lake / fw_settings.ADDRESSABLE_COMPACTION)
+    assert {"--dagster-pipes-context", "--dagster-pipes-messages"} <= set(started["Arguments"])
+    out = lake / fw_settings.SPLIT_CLUSTER_ADDRESSABLE
+    assert (out / "metadata" / "snapshot_dt.txt").read_text().strip() == LATEST
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(out / "addressable_ids").num_rows == SMALL.rows
+    mat = result.asset_materializations_for_node("addressable_bucket")[0]
+    assert mat.asset_key == AssetKey("addressable_bucket")
+    assert mat.metadata["source_rows"].value == SMALL.rows and mat.metadata["snapshot_dt"].value == LATEST
+    assert mat.metadata["AWS Glue Job Run ID"].value.startswith("jr_")
+
+
+def test_failed_glue_run_reaches_the_user_with_error_run_id_and_logs(glue_stand_in, lake):
+    settings, _ = glue_stand_in
+    mapping = lake / fw_settings.INFOBASE_BUCKET_MAPPING
+    mapping.write_text(mapping.read_text() + "IBE_01,attr_income_000\n")
+    result = materialize_on_glue(settings, lake, infobase_split)
+    assert not result.success
+    message = result.get_step_failure_events()[0].step_failure_data.error.message
+    assert "Glue job etl-omc-flywheel-prod-infobase-split-and-bucket run jr_" in message
+    assert "completed with status FAILED" in message
+    assert "column 'attr_income_000' listed twice for table IBE_01" in message
+    assert "gluestudio/home?region=us-east-1#/job/etl-omc-flywheel-prod-infobase-split-and-bucket/run/jr_" in message
+    assert "log-events/jr_" in message
+    assert not (lake / fw_settings.SPLIT_CLUSTER_INFOBASE).exists()
+
+
+def test_glue_timeout_is_reported_as_such(glue_stand_in, lake):
+    settings, stand_in = glue_stand_in
+    stand_in.force_state = "TIMEOUT"
+    result = materialize_on_glue(settings, lake, addressable_bucket)
+    assert not result.success
+    message = result.get_step_failure_events()[0].step_failure_data.error.message
+    assert "completed with status TIMEOUT" in message and "error log:" in message
+
+
+class EMRServerlessStandIn:
+    """EMR Serverless as PipesEMRServerlessClient sees it: start_job_run runs the deployed entry
+    point from (moto's) S3 with the --py-files bundle and the driverEnv variables Pipes added."""
+
+    def __init__(self, endpoint: str):
+        self.s3 = boto3.client("s3")
+        self.endpoint = endpoint
+        self.runs: dict[str, subprocess.Popen] = {}
+        self.started: list[dict] = []
+
+    def _download(self, uri: str, folder: str) -> str:
+        bucket, key = uri[5:].split("/", 1)
+        local = os.path.join(folder, key.rsplit("/", 1)[-1])
+        self.s3.download_file(bucket, key, local)
+        return local
+
+    def start_job_run(self, **params):
+        self.started.append(params)
+        submit = params["jobDriver"]["sparkSubmit"]
+        workdir = tempfile.mkdtemp(prefix="emr-run-")
+        script = self._download(submit["entryPoint"], workdir)
+        words = submit["sparkSubmitParameters"].split()
+        bundle = self._download(words[words.index("--py-files") + 1], workdir)
+        env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"), "PYTHONPATH": bundle,
+               "AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": "testing",
+               "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+        for word in words:
+            if word.startswith("spark.emr-serverless.driverEnv."):
+                key, value = word[len("spark.emr-serverless.driverEnv."):].split("=", 1)
+                env[key] = value
+        run_id = f"00f{len(self.runs):013d}"
+        self.runs[run_id] = subprocess.Popen([sys.executable, script, *submit["entryPointArguments"]], env=env,
+                                             cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        return {"applicationId": params["applicationId"], "jobRunId": run_id, "arn": f"arn:aws:emr-serverless:::{run_id}"}
+
+    def get_job_run(self, applicationId: str, jobRunId: str):
+        proc = self.runs[jobRunId]
+        state = "RUNNING" if proc.poll() is None else ("SUCCESS" if proc.returncode == 0 else "FAILED")
+        return {"jobRun": {"applicationId": applicationId, "jobRunId": jobRunId, "state": state,
+                           "stateDetails": "" if state != "FAILED" else "Job failed", "arn": f"arn:{jobRunId}",
+                           "configurationOverrides": {}}}
+
+    def get_application(self, applicationId: str):
+        return {"application": {"applicationId": applicationId, "type": "Spark", "monitoringConfiguration": {}}}
+
+    def get_dashboard_for_job_run(self, applicationId: str, jobRunId: str):
+        return {"url": f"https://emr-studio.example/{jobRunId}"}
+
+
+def test_emr_serverless_runner_runs_the_deployed_script_through_pipes(deployed, lake, monkeypatch):
+    from flywheel_assets.resources import EMRServerlessSparkRunner
+
+    settings, _ = deployed
+    stand_in = EMRServerlessStandIn(os.environ["AWS_ENDPOINT_URL"])
+    monkeypatch.setattr(EMRServerlessSparkRunner, "emr_client", lambda self: stand_in)
+    runner = EMRServerlessSparkRunner(application_id="00fabc", execution_role_arn="arn:aws:iam::123456789012:role/emr",
+                                      artifacts_s3=settings.artifacts_s3, pipes_s3=settings.pipes_s3,
+                                      message_interval_sec=0.5)
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("snapshot_dt", [LATEST])
+    result = materialize([addressable_bucket], partition_key=LATEST, instance=instance,
+                         resources={"lake": Lake(data_root=str(lake)), "spark_jobs": runner})
+    assert result.success
+    submit = stand_in.started[0]["jobDriver"]["sparkSubmit"]
+    assert submit["entryPoint"] == f"{settings.artifacts_s3}scripts/addressable_bucket.py"
+    assert submit["entryPointArguments"][:2] == ["--SNAPSHOT_DT", LATEST]
+    mat = result.asset_materializations_for_node("addressable_bucket")[0]
+    assert mat.metadata["source_rows"].value == SMALL.rows
+    assert (lake / fw_settings.SPLIT_CLUSTER_ADDRESSABLE / "metadata" / "snapshot_dt.txt").read_text().strip() == LATEST
