@@ -98,6 +98,18 @@ def glue_links(region: str, job_name: str, run_id: str) -> str:
     return f"job run: {run}\nerror log: {logs}"
 
 
+def pipes_over_s3(pipes_s3: str, interval: float) -> dict:
+    """Context in and messages out through s3://bucket/prefix/: streamed while the job runs."""
+    from dagster_aws.pipes import PipesS3ContextInjector, PipesS3MessageReader
+
+    bucket, prefix = storage.split_s3(pipes_s3)
+    s3 = storage.s3_client()
+    return {
+        "context_injector": PipesS3ContextInjector(bucket=bucket, client=s3, key_prefix=prefix.rstrip("/") + "/"),
+        "message_reader": PipesS3MessageReader(bucket=bucket, client=s3, interval=interval),
+    }
+
+
 class GlueSparkRunner(SparkJobRunner):
     """The job script as the run book's Glue job, through Dagster Pipes (context and messages on S3)."""
 
@@ -112,17 +124,11 @@ class GlueSparkRunner(SparkJobRunner):
         return boto3.client("glue", region_name=self.region)
 
     def run(self, context: AssetExecutionContext, job: str, arguments: Mapping[str, str]) -> MaterializeResult:
-        from dagster_aws.pipes import PipesGlueClient, PipesS3ContextInjector, PipesS3MessageReader
+        from dagster_aws.pipes import PipesGlueClient
 
         script_path(job)  # a known job
-        bucket, prefix = storage.split_s3(self.pipes_s3)
-        s3 = storage.s3_client()
-        client = PipesGlueClient(
-            client=self.glue_client(),
-            context_injector=PipesS3ContextInjector(bucket=bucket, client=s3, key_prefix=prefix.rstrip("/") + "/"),
-            message_reader=PipesS3MessageReader(bucket=bucket, client=s3, interval=self.message_interval_sec),
-            forward_termination=True,  # terminating the Dagster run stops the Glue run
-        )
+        client = PipesGlueClient(client=self.glue_client(), **pipes_over_s3(self.pipes_s3, self.message_interval_sec),
+                                 forward_termination=True)  # terminating the Dagster run stops the Glue run
         name = self.job_prefix + job.replace("_", "-")
         args = {f"--{k}": str(v) for k, v in arguments.items()}
         try:
@@ -167,17 +173,12 @@ class EMRServerlessSparkRunner(SparkJobRunner):
         }
 
     def run(self, context: AssetExecutionContext, job: str, arguments: Mapping[str, str]) -> MaterializeResult:
-        from dagster_aws.pipes import PipesEMRServerlessClient, PipesS3ContextInjector, PipesS3MessageReader
+        from dagster_aws.pipes import PipesEMRServerlessClient
 
         script_path(job)
-        bucket, prefix = storage.split_s3(self.pipes_s3)
-        s3 = storage.s3_client()
-        client = PipesEMRServerlessClient(
-            client=self.emr_client(),
-            context_injector=PipesS3ContextInjector(bucket=bucket, client=s3, key_prefix=prefix.rstrip("/") + "/"),
-            message_reader=PipesS3MessageReader(bucket=bucket, client=s3, interval=self.message_interval_sec),
-            forward_termination=True,
-        )
+        client = PipesEMRServerlessClient(client=self.emr_client(),
+                                          **pipes_over_s3(self.pipes_s3, self.message_interval_sec),
+                                          forward_termination=True)
         try:
             invocation = client.run(context=context, start_job_run_params=self.start_params(job, arguments))
         except RuntimeError as exc:

@@ -296,3 +296,21 @@ def test_emr_serverless_runner_runs_the_deployed_script_through_pipes(deployed, 
     mat = result.asset_materializations_for_node("addressable_bucket")[0]
     assert mat.metadata["source_rows"].value == SMALL.rows
     assert (lake / fw_settings.SPLIT_CLUSTER_ADDRESSABLE / "metadata" / "snapshot_dt.txt").read_text().strip() == LATEST
+
+
+def test_iam_policies_grant_what_the_platform_calls():
+    import json
+
+    root = Path(__file__).resolve().parent.parent / "deploy" / "iam"
+    dagster = {a for st in json.loads((root / "dagster-policy.json").read_text())["Statement"]
+               for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])}
+    needed = {"glue:StartJobRun", "glue:GetJobRun", "glue:BatchStopJobRun", "glue:CreateJob", "glue:UpdateJob",
+              "glue:GetJob", "glue:GetTable", "glue:GetTables", "glue:CreateTable", "glue:UpdateTable",
+              "glue:DeleteTable", "glue:GetPartitions", "glue:GetPartition", "glue:BatchCreatePartition",
+              "glue:CreateDatabase", "glue:GetDatabase", "athena:StartQueryExecution",
+              "athena:GetQueryExecution", "athena:GetQueryResults", "athena:StopQueryExecution", "iam:PassRole"}
+    assert needed <= dagster
+    assert not any(a.endswith(":*") or a == "*" for a in dagster)  # least privilege: no wildcard actions
+    job = json.loads((root / "glue-job-role-policy.json").read_text())
+    resources = [r for st in job["Statement"] for r in ([st["Resource"]] if isinstance(st["Resource"], str) else st["Resource"])]
+    assert not any(r == "arn:aws:s3:::*" for r in resources)
