@@ -10,13 +10,27 @@ from pathlib import Path
 from flywheel_assets.settings import Settings, get_settings
 
 
+# Runs launched from the UI, the sensor and backfills go through the run queue: at most 4 at once,
+# and never two of the same snapshot (the partition tag) at the same time.
+INSTANCE_YAML = """telemetry:
+  enabled: false
+run_queue:
+  max_concurrent_runs: 4
+  tag_concurrency_limits:
+    - key: dagster/partition
+      value:
+        applyLimitPerUniqueValue: true
+      limit: 1
+"""
+
+
 def prepare_instance(settings: Settings) -> Path:
     """Point Dagster at FLYWHEEL_HOME/dagster (the instance `flywheel ui` opens too)."""
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text("telemetry:\n  enabled: false\n")
+    if not config.exists():  # ours to write; a user's own edits are kept
+        config.write_text(INSTANCE_YAML)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
@@ -33,11 +47,37 @@ def cmd_demo_data(args, settings: Settings) -> int:
 
 
 def cmd_run(args, settings: Settings) -> int:
-    from flywheel_assets.orchestration import run_snapshot
+    from flywheel_assets.orchestration import retry_failed, run_snapshot
+
+    prepare_instance(settings)
+    if args.retry_failed:
+        return 0 if retry_failed(settings, args.snapshot) else 1
+    selection = [s.strip() for s in args.select.split(",")] if args.select else None
+    return 0 if run_snapshot(settings, args.snapshot, selection, load_run_config(args.config)) else 1
+
+
+def load_run_config(path: str | None) -> dict:
+    """Run config from a YAML/JSON file: {ops: {<asset>: {config: {...}}}}, as in the UI's launchpad."""
+    if not path:
+        return {}
+    import yaml
+
+    try:
+        config = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"cannot read run config {path}: {exc}")
+    if not isinstance(config, dict) or set(config) - {"ops"}:
+        raise ValueError(f"{path}: run config must be a mapping with an 'ops' key")
+    return config
+
+
+def cmd_backfill(args, settings: Settings) -> int:
+    from flywheel_assets.orchestration import backfill
 
     prepare_instance(settings)
     selection = [s.strip() for s in args.select.split(",")] if args.select else None
-    return 0 if run_snapshot(settings, args.snapshot, selection) else 1
+    listed = [s.strip() for s in args.snapshots.split(",")] if args.snapshots else None
+    return 0 if backfill(settings, args.date_from, args.date_to, listed, selection, load_run_config(args.config)) else 1
 
 
 def catalog_for(settings: Settings):
@@ -124,7 +164,18 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="materialize the graph for one snapshot")
     run.add_argument("--snapshot", default="latest", help="YYYY-MM-DD or 'latest' (default)")
     run.add_argument("--select", help="comma-separated asset names (default: all)")
+    run.add_argument("--config", help="run config file (YAML/JSON): ops: {<asset>: {config: {...}}}")
+    run.add_argument("--retry-failed", action="store_true",
+                     help="re-execute the snapshot's last failed run from its failed steps (and what is downstream)")
     run.set_defaults(func=cmd_run)
+
+    backfill = sub.add_parser("backfill", help="materialize several snapshots, one run each, oldest first")
+    backfill.add_argument("--from", dest="date_from", help="first snapshot date (inclusive)")
+    backfill.add_argument("--to", dest="date_to", help="last snapshot date (inclusive)")
+    backfill.add_argument("--snapshots", help="comma-separated snapshot dates instead of a range")
+    backfill.add_argument("--select", help="comma-separated asset names (default: all)")
+    backfill.add_argument("--config", help="run config file (YAML/JSON), as for run")
+    backfill.set_defaults(func=cmd_backfill)
 
     tables = sub.add_parser("tables", help="list catalog tables: location, snapshot, partitions, buckets")
     tables.add_argument("--database", help="default: FLYWHEEL_DATABASE (omc_flywheel_prod)")

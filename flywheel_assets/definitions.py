@@ -2,6 +2,7 @@
 
 from dagster import AssetSelection, Definitions, define_asset_job
 
+from flywheel_assets.automation import build_sensor
 from flywheel_assets.partitions import snapshot_partitions
 from flywheel_assets.pipelines import bucketed, partitioned
 from flywheel_assets.resources import resources_for
@@ -16,9 +17,12 @@ snapshot_job = define_asset_job(
     description="Every flywheel asset for one snapshot_dt: the run book, both pipelines, in order.",
 )
 
+ASSETS = [*bucketed.assets, *partitioned.assets]
+
 defs = Definitions(
-    assets=[*bucketed.assets, *partitioned.assets],
+    assets=ASSETS,
     jobs=[snapshot_job],
+    sensors=[build_sensor(snapshot_job, [a.key for a in ASSETS])],
     resources=resources_for(get_settings()),
 )
 

@@ -5,7 +5,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from dagster import AssetKey, DagsterEventType, DagsterInstance, execute_job, reconstructable
+from dagster import (
+    AssetKey,
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRunStatus,
+    ReexecutionOptions,
+    RunsFilter,
+    execute_job,
+    reconstructable,
+)
 
 from flywheel_assets.definitions import defs, flywheel_snapshot_job
 from flywheel_assets.partitions import snapshot_partitions
@@ -105,12 +114,25 @@ def print_summary(snapshot: str, run_id: str, rows: list[AssetOutcome]) -> None:
             print(f"\n{r.asset} failed: {r.error.strip()}")
 
 
-def run_snapshot(settings: Settings, requested: str, selection: list[str] | None = None) -> bool:
+LOGGING = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+ACTIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
+
+
+def refuse_overlap(instance: DagsterInstance, snapshot: str) -> None:
+    """Two runs of the same snapshot never overlap (the run queue enforces it for queued runs)."""
+    running = instance.get_runs(RunsFilter(tags={"dagster/partition": snapshot}, statuses=ACTIVE), limit=1)
+    if running:
+        raise FlywheelInputError(f"snapshot_dt={snapshot} is already being materialized by run {running[0].run_id}")
+
+
+def run_snapshot(settings: Settings, requested: str, selection: list[str] | None = None,
+                 run_config: dict | None = None) -> bool:
     """Register the snapshot as a partition and materialize the selection for it."""
     assets = check_selection(selection)
     lake = Lake(data_root=settings.data_root)
     snapshot = resolve_run_snapshot(lake, assets, requested)
     instance = DagsterInstance.get()
+    refuse_overlap(instance, snapshot)
     if not instance.has_dynamic_partition(snapshot_partitions.name, snapshot):
         instance.add_dynamic_partitions(snapshot_partitions.name, [snapshot])
     print(f"materializing {len(assets)} assets for snapshot_dt={snapshot} (instance {settings.dagster_home})")
@@ -119,8 +141,63 @@ def run_snapshot(settings: Settings, requested: str, selection: list[str] | None
         instance=instance,
         asset_selection=[AssetKey(a) for a in assets],
         tags={"dagster/partition": snapshot},
-        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+        run_config={**LOGGING, "ops": {k: v for k, v in (run_config or {}).get("ops", {}).items() if k in assets}},
         raise_on_error=False,
     )
     print_summary(snapshot, result.run_id, outcomes(instance, result.run_id, assets))
     return result.success
+
+
+def retry_failed(settings: Settings, requested: str) -> bool:
+    """Re-execute the snapshot's latest failed run from failure: only what failed and downstream."""
+    snapshot = parse_date(requested, "--snapshot")
+    instance = DagsterInstance.get()
+    runs = instance.get_runs(RunsFilter(tags={"dagster/partition": snapshot}), limit=1)
+    if not runs or runs[0].status != DagsterRunStatus.FAILURE:
+        state = runs[0].status.value if runs else "no runs"
+        raise FlywheelInputError(f"the latest run of snapshot_dt={snapshot} did not fail ({state}); nothing to retry")
+    refuse_overlap(instance, snapshot)
+    parent = runs[0]
+    result = execute_job(
+        reconstructable(flywheel_snapshot_job),
+        instance=instance,
+        run_config=parent.run_config,
+        tags={"dagster/partition": snapshot},
+        reexecution_options=ReexecutionOptions.from_failure(parent.run_id, instance),
+        raise_on_error=False,
+    )
+    stats = instance.get_run_step_stats(result.run_id)
+    print_summary(snapshot, result.run_id, outcomes(instance, result.run_id, sorted(s.step_key for s in stats)))
+    return result.success
+
+
+def backfill(settings: Settings, date_from: str | None, date_to: str | None, listed: list[str] | None,
+             selection: list[str] | None = None, run_config: dict | None = None) -> bool:
+    """One run per snapshot, oldest first, each like `flywheel run`. Snapshots older than the one the
+    bucketed pipeline currently holds get only the partitioned pipeline (no rollback)."""
+    assets = check_selection(selection)
+    lake = Lake(data_root=settings.data_root)
+    if listed:
+        snapshots = sorted({parse_date(d, "--snapshots") for d in listed})
+    else:
+        if not (date_from and date_to):
+            raise FlywheelInputError("give --from and --to, or --snapshots")
+        lo, hi = parse_date(date_from, "--from"), parse_date(date_to, "--to")
+        sources = {lake.resolve(DEFAULTS[a]["source_path"]) for a in (set(assets) & set(DEFAULTS)) or DEFAULTS}
+        common = set.intersection(*(set(list_snapshots(s)) for s in sources))
+        snapshots = sorted(d for d in common if lo <= d <= hi)
+        if not snapshots:
+            raise FlywheelInputError(f"no snapshot between {lo} and {hi} is present in every source")
+    from flywheel_assets.automation import bucketed_assets, published_bucket_snapshot
+
+    results = {}
+    for snapshot in snapshots:
+        current = published_bucket_snapshot(lake)
+        chosen = assets
+        if current and snapshot < current:
+            skip = {k.to_user_string() for k in bucketed_assets()}
+            chosen = [a for a in assets if a not in skip]
+            print(f"snapshot_dt={snapshot} is older than the bucketed pipeline's {current}: partitioned pipeline only")
+        results[snapshot] = run_snapshot(settings, snapshot, chosen, run_config) if chosen else True
+    print("\nbackfill: " + ", ".join(f"{d} {'ok' if ok else 'FAILED'}" for d, ok in results.items()))
+    return all(results.values())

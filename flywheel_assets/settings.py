@@ -50,6 +50,7 @@ class Settings:
     artifacts_s3: str  # where `flywheel deploy` uploads the job scripts and library bundle
     glue_role: str
     glue_job_prefix: str
+    snapshot_quiet_seconds: float  # a snapshot without _SUCCESS is complete after this long unchanged
     aws_spark_runtime: str  # glue | emr-serverless
     emr_application_id: str
     emr_execution_role_arn: str
@@ -93,6 +94,7 @@ def get_settings(environ: dict | None = None) -> Settings:
         or f"{_absolute(data_root).rstrip('/')}/omc_cleanroom_data/glue/flywheel/",
         glue_role=env_vars.get("FLYWHEEL_GLUE_ROLE", "omc-flywheel-prod-glue-role"),
         glue_job_prefix=env_vars.get("FLYWHEEL_GLUE_JOB_PREFIX", "etl-omc-flywheel-prod-"),
+        snapshot_quiet_seconds=float(env_vars.get("FLYWHEEL_SNAPSHOT_QUIET_SECONDS", "900")),
         aws_spark_runtime=_choice(env_vars.get("FLYWHEEL_AWS_SPARK_RUNTIME", "glue"), "FLYWHEEL_AWS_SPARK_RUNTIME",
                                   ("glue", "emr-serverless")),
         emr_application_id=env_vars.get("FLYWHEEL_EMR_APPLICATION_ID", ""),

@@ -181,3 +181,72 @@ def test_concurrent_runs_share_the_local_catalog(unseen_lake, latest_run):
             assert catalog.has_partition(catalog.database, table, snap), (table, snap)
     rows = catalog.query(f"SELECT snapshot_dt, count(*) FROM {catalog.database}.part_seg_alpha_a GROUP BY 1 ORDER BY 1")[1]
     assert rows == [("2023-11-30", ROWS), ("2024-02-29", ROWS + 2), ("2024-06-01", ROWS + 1)]
+
+
+@pytest.fixture(scope="module")
+def backfilled(unseen_lake, tmp_path_factory, spark_url):
+    home = tmp_path_factory.mktemp("backfill-home")
+    lake = tmp_path_factory.mktemp("backfill-lake") / "lake"
+    import shutil
+
+    shutil.copytree(unseen_lake, lake)
+    for split_root in ("omc_cleanroom_data/split_cluster", "omc_cleanroom_data/split_part",
+                       "omc_cleanroom_data/cleanroom_tables"):
+        shutil.rmtree(lake / split_root, ignore_errors=True)
+    config = home / "small-buckets.yaml"
+    config.write_text("ops:\n  bucketed_tables:\n    config:\n      bucket_count: 8\n")
+    proc = flywheel(home, lake, "backfill", "--from", "2023-01-01", "--to", "2024-12-31", "--config", str(config))
+    return home, lake, proc
+
+
+def test_backfill_of_three_snapshots_materializes_and_registers_all(backfilled):
+    home, lake, proc = backfilled
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "backfill: 2023-11-30 ok, 2024-02-29 ok, 2024-06-01 ok" in proc.stdout
+    instance = DagsterInstance.from_config(str(home / "dagster"))
+    assert sorted(instance.get_dynamic_partitions("snapshot_dt")) == ["2023-11-30", "2024-02-29", "2024-06-01"]
+    for asset in ("infobase_split", "ext_tables", "bucketed_tables", "part_tables", "prepared_part_tables"):
+        assert instance.get_materialized_partitions(AssetKey(asset)) == {"2023-11-30", "2024-02-29", "2024-06-01"}
+    from flywheel_assets.catalog.local import LocalCatalog
+    from flywheel_assets.local_spark import LocalSpark
+
+    catalog = LocalCatalog(database="e2e_" + home.name.replace("-", "_").lower(),
+                           server=LocalSpark(home="unused", remote=os.environ["FLYWHEEL_SPARK_REMOTE"]))
+    tables = {t.name: t for t in catalog.list_tables(catalog.database)}
+    assert tables["part_seg_beta_a"].partitions == 3 and tables["part_addressable_ids"].partitions == 3
+    assert tables["bucketed_seg_beta"].snapshot == "2024-06-01"  # the current tables hold the newest
+    assert tables["bucketed_seg_beta"].num_buckets == 8  # run config from --config
+    assert catalog.query(f"SELECT count(*) FROM {catalog.database}.bucketed_seg_beta")[1][0][0] == ROWS + 1
+
+
+def test_older_backfill_leaves_the_bucketed_pipeline_alone(backfilled):
+    home, lake, _ = backfilled
+    proc = flywheel(home, lake, "backfill", "--snapshots", "2023-11-30", "--config", str(home / "small-buckets.yaml"))
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "older than the bucketed pipeline's 2024-06-01: partitioned pipeline only" in proc.stdout
+    assert (lake / settings.SPLIT_CLUSTER_INFOBASE / "metadata" / "snapshot_dt.txt").read_text().strip() == "2024-06-01"
+
+
+def test_retry_failed_reruns_only_what_failed_and_downstream(backfilled):
+    home, lake, _ = backfilled
+    mapping = lake / settings.INFOBASE_BUCKET_MAPPING
+    good = mapping.read_text()
+    mapping.write_text(good + "Seg_Alpha,no_such_column,x\n")
+    try:
+        failed = flywheel(home, lake, "run", "--snapshot", "2024-06-01", "--config", str(home / "small-buckets.yaml"))
+    finally:
+        mapping.write_text(good)
+    assert failed.returncode == 1
+    statuses = {}
+    for line in failed.stdout.splitlines():
+        words = line.split()
+        if words[:1] and words[0] in ("infobase_split", "ext_tables", "bucketed_tables", "part_tables"):
+            statuses.setdefault(words[0], words[1])
+    assert statuses == {"infobase_split": "FAILED", "ext_tables": "NOT", "bucketed_tables": "NOT", "part_tables": "SUCCESS"}
+    retry = flywheel(home, lake, "run", "--snapshot", "2024-06-01", "--retry-failed")
+    assert retry.returncode == 0, retry.stdout[-3000:]
+    instance = DagsterInstance.from_config(str(home / "dagster"))
+    run = instance.get_runs(limit=1)[0]
+    assert run.parent_run_id is not None
+    assert sorted(s.step_key for s in instance.get_run_step_stats(run.run_id)) == [
+        "bucketed_tables", "ext_tables", "infobase_split"]

@@ -6,12 +6,14 @@ relative to the lake's data root unless absolute. ``--SNAPSHOT_DT`` is the parti
 
 from typing import Optional
 
-from dagster import AssetExecutionContext, Config, MaterializeResult, asset
+from dagster import AssetExecutionContext, Config, Failure, MaterializeResult, asset
 from pydantic import Field, create_model
 
 from flywheel_assets import settings
 from flywheel_assets.partitions import snapshot_partitions
 from flywheel_assets.resources import Lake, SparkJobRunner
+from flywheel_assets.spark_jobs import storage
+from flywheel_assets.spark_jobs.split import BUCKET, JOBS, METADATA_FILE
 
 
 # asset name -> its run-config defaults (the CLI discovers snapshots in the default sources)
@@ -25,6 +27,10 @@ class SplitConfig(Config):
     target_file_mb: int = Field(
         default=settings.DEFAULT_TARGET_FILE_MB, description="Dynamic file sizing: target size of one output file"
     )
+    allow_rollback: bool = Field(
+        default=False, description="Bucket layout (one current snapshot): allow publishing a snapshot older "
+        "than the one it holds",
+    )
 
     def arguments(self, lake: Lake, snapshot: str) -> dict[str, str]:
         args = {
@@ -36,6 +42,16 @@ class SplitConfig(Config):
         if self.csv_file:
             args["CSV_FILE"] = lake.resolve(self.csv_file)
         return args
+
+
+def refuse_rollback(target: str, snapshot: str) -> None:
+    published = storage.read_text(storage.join(target, METADATA_FILE))
+    if published and snapshot < published.strip():
+        raise Failure(
+            f"{target} holds snapshot_dt={published.strip()}, newer than {snapshot}: the bucketed pipeline keeps "
+            "one current snapshot and this would roll it back. Set allow_rollback: true in this asset's run config "
+            "to do it anyway."
+        )
 
 
 def split_asset(*, name: str, job: str, group: str, defaults: dict, description: str):
@@ -59,6 +75,8 @@ def split_asset(*, name: str, job: str, group: str, defaults: dict, description:
         metadata={"run_book_job": f"etl-omc-flywheel-prod-{job.replace('_', '-')}"},
     )
     def _split(context: AssetExecutionContext, config: config_cls, lake: Lake, spark_jobs: SparkJobRunner) -> MaterializeResult:
+        if JOBS[job].layout == BUCKET and not config.allow_rollback:
+            refuse_rollback(lake.resolve(config.target_path), context.partition_key)
         return spark_jobs.run(context, job, config.arguments(lake, context.partition_key))
 
     return _split

@@ -18,6 +18,7 @@ class Entry:
     name: str
     is_dir: bool
     size: int = 0
+    mtime: float = 0.0  # seconds since the epoch (files only)
 
 
 def join(root: str, *parts: str) -> str:
@@ -72,7 +73,7 @@ def list_dir(uri: str) -> list[Entry]:
             for obj in page.get("Contents", []):
                 name = obj["Key"][len(prefix):]
                 if name:
-                    entries.append(Entry(name, False, obj["Size"]))
+                    entries.append(Entry(name, False, obj["Size"], obj["LastModified"].timestamp()))
         return entries
     path = local_path(uri)
     if not path.is_dir():
@@ -81,7 +82,8 @@ def list_dir(uri: str) -> list[Entry]:
     with os.scandir(path) as it:
         for e in it:
             is_dir = e.is_dir()
-            out.append(Entry(e.name, is_dir, 0 if is_dir else e.stat().st_size))
+            stat = None if is_dir else e.stat()
+            out.append(Entry(e.name, is_dir, stat.st_size if stat else 0, stat.st_mtime if stat else 0.0))
     return out
 
 

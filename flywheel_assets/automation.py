@@ -1,0 +1,104 @@
+"""The graph running itself: a sensor that turns complete raw snapshots into partitions and runs.
+
+A snapshot is ready when its ``snapshot_dt=`` folder exists in every raw source and is complete
+there: it holds a ``_SUCCESS`` marker, or (for writers that leave none) data files and nothing
+written for a quiet period, and no ``_temporary/`` folder. Each snapshot triggers once: the cursor
+remembers every snapshot handled, so a late snapshot (older than the newest) is still picked up.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from dagster import (
+    AssetKey,
+    DefaultSensorStatus,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+
+from flywheel_assets.partitions import snapshot_partitions
+from flywheel_assets.pipelines.split import DEFAULTS
+from flywheel_assets.resources import Lake
+from flywheel_assets.settings import get_settings
+from flywheel_assets.spark_jobs import storage
+from flywheel_assets.spark_jobs.snapshots import list_snapshots, snapshot_path
+
+SUCCESS_MARKER = "_SUCCESS"
+
+
+def raw_sources(lake: Lake) -> list[str]:
+    return sorted({lake.resolve(d["source_path"]) for d in DEFAULTS.values()})
+
+
+def is_complete(folder: str, quiet_seconds: float, now: float) -> bool:
+    entries = storage.list_dir(folder)
+    names = {e.name for e in entries}
+    if "_temporary" in names:
+        return False
+    if SUCCESS_MARKER in names:
+        return True
+    files = [e for e in entries if not e.is_dir and not e.name.startswith(("_", "."))]
+    return bool(files) and max(e.mtime for e in files) <= now - quiet_seconds
+
+
+def ready_snapshots(sources: list[str], handled: set[str], quiet_seconds: float, now: float) -> list[str]:
+    """Snapshots not yet handled that are present and complete in every source, oldest first.
+
+    One delimiter listing per source, plus a listing of each candidate's folder."""
+    listed = [set(list_snapshots(src)) for src in sources]
+    candidates = set.intersection(*listed) - handled if listed else set()
+    return sorted(d for d in candidates
+                  if all(is_complete(snapshot_path(src, d), quiet_seconds, now) for src in sources))
+
+
+def bucketed_assets() -> list[AssetKey]:
+    from flywheel_assets.pipelines import bucketed
+
+    return [a.key for a in bucketed.assets]
+
+
+def published_bucket_snapshot(lake: Lake) -> str | None:
+    """The snapshot the bucketed pipeline's current tables hold (one at a time)."""
+    text = storage.read_text(storage.join(lake.resolve(DEFAULTS["infobase_split"]["target_path"]),
+                                          "metadata", "snapshot_dt.txt"))
+    return text.strip() if text else None
+
+
+def run_request(snapshot: str, current: str | None, all_assets: list[AssetKey]) -> RunRequest:
+    """The whole graph; only the partitioned pipeline for a snapshot older than the bucketed
+    pipeline's current one (its tables hold one snapshot and are not rolled back by automation)."""
+    if current and snapshot < current:
+        skip = set(bucketed_assets())
+        return RunRequest(partition_key=snapshot, run_key=snapshot,
+                          asset_selection=[k for k in all_assets if k not in skip],
+                          tags={"flywheel/late_snapshot": "true"})
+    return RunRequest(partition_key=snapshot, run_key=snapshot)
+
+
+def build_sensor(job, all_assets: list[AssetKey]):
+    @sensor(job=job, minimum_interval_seconds=60, default_status=DefaultSensorStatus.RUNNING,
+            description="Adds each complete new raw snapshot as a snapshot_dt partition and runs the graph for it.")
+    def raw_snapshot_sensor(context: SensorEvaluationContext, lake: Lake):
+        handled = set(json.loads(context.cursor)) if context.cursor else set()
+        quiet = get_settings().snapshot_quiet_seconds
+        new = ready_snapshots(raw_sources(lake), handled, quiet, time.time())
+        # registered by hand (flywheel run / the UI): whoever registered it runs it
+        known = set(context.instance.get_dynamic_partitions(snapshot_partitions.name))
+        to_run = [d for d in new if d not in known]
+        cursor = json.dumps(sorted(handled | set(new)))
+        if not to_run:
+            return SensorResult(skip_reason=SkipReason(f"no new complete snapshot in {len(raw_sources(lake))} sources"),
+                                cursor=cursor)
+        current = published_bucket_snapshot(lake)
+        return SensorResult(
+            run_requests=[run_request(d, current, all_assets) for d in to_run],
+            dynamic_partitions_requests=[snapshot_partitions.build_add_request(to_run)],
+            cursor=cursor,
+        )
+
+    return raw_snapshot_sensor
