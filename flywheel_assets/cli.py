@@ -146,6 +146,8 @@ def cmd_ui(args, settings: Settings) -> int:
     dagster = Path(sys.executable).with_name("dagster")
     command = [str(dagster), "dev", "-m", "flywheel_assets.definitions", "-h", args.host, "-p", str(args.port)]
     print(f"Dagster UI on http://{args.host}:{args.port} (instance {settings.dagster_home})")
+    # `dagster dev` says it is superseded by `dg dev`, which needs a dg project layout; it still works.
+    os.environ["PYTHONWARNINGS"] = "ignore:Function `dev_command` is superseded"
     os.execv(command[0], command)
 
 

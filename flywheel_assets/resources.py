@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import sys
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -28,6 +29,9 @@ from flywheel_assets.settings import Settings
 from flywheel_assets.spark_jobs import scripts, storage
 
 SCRIPTS_DIR = Path(scripts.__file__).parent
+
+# dagster's own Pipes plumbing warns that one of its internals is in preview; nothing to act on.
+warnings.filterwarnings("ignore", message=".*expected_writer_count.*")
 
 
 def script_path(job: str) -> Path:
