@@ -1,5 +1,7 @@
 # The README's commands. Each target sets the machine up first (fast when nothing changed).
 BIN := .venv/bin
+# This checkout's code first: the cached virtualenv is shared by checkouts (and CI clones).
+export PYTHONPATH := $(CURDIR)
 
 .PHONY: setup demo test ui bench
 setup:
@@ -7,8 +9,8 @@ setup:
 
 # 1. Set up, write the built-in sample lake, and run the whole graph for its latest snapshot.
 demo: setup
-	$(BIN)/flywheel demo-data
-	$(BIN)/flywheel run --snapshot latest
+	bin/flywheel demo-data
+	bin/flywheel run --snapshot latest
 
 # 2. Set up and run the tests.
 test: setup
@@ -16,4 +18,4 @@ test: setup
 
 # 3. Open the Dagster UI on the same local instance (http://127.0.0.1:3000).
 ui: setup
-	$(BIN)/flywheel ui
+	bin/flywheel ui

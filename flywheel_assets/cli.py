@@ -132,6 +132,24 @@ def cmd_spark(args, settings: Settings) -> int:
     return 0
 
 
+def cmd_report(args, settings: Settings) -> int:
+    from flywheel_assets.pipelines.reporting import generate
+
+    from flywheel_assets.resources import resources_for
+
+    resources = resources_for(settings)
+    catalog = resources["catalog"]
+    report, files = generate(catalog, resources["reporting"], args.database or catalog.database, args.prefix)
+    rows = [(r["table_name"], r["partitions"], r["latest_snapshot"], r["ready_for_analysis"], r["reason"])
+            for r in report["tables_report"]]
+    print_table(["table", "partitions", "latest_snapshot", "ready", "reason"], rows)
+    for name, section in report["sections"].items():
+        print(f"section {name}: {section['status']}" + (f" ({section['reason']})" if section["reason"] else ""))
+    for path in files.values():
+        print(f"wrote {path}")
+    return 0
+
+
 def cmd_deploy(args, settings: Settings) -> int:
     from flywheel_assets.deploy import deploy
 
@@ -191,6 +209,11 @@ def build_parser() -> argparse.ArgumentParser:
     spark = sub.add_parser("spark", help="the local Spark server (Spark Connect + Hive metastore)")
     spark.add_argument("action", choices=["status", "start", "stop"])
     spark.set_defaults(func=cmd_spark)
+
+    report = sub.add_parser("report", help="write the Clean Rooms readiness report (JSON + 2 CSV)")
+    report.add_argument("--database", help="default: FLYWHEEL_DATABASE")
+    report.add_argument("--prefix", default="part_", help="tables to report on (default part_)")
+    report.set_defaults(func=cmd_report)
 
     deploy = sub.add_parser("deploy", help="upload the job bundle and create/update the Glue jobs (AWS)")
     deploy.add_argument("--dry-run", action="store_true", help="print what would change, change nothing")

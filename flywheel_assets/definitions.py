@@ -4,7 +4,7 @@ from dagster import AssetSelection, Definitions, define_asset_job
 
 from flywheel_assets.automation import build_sensor
 from flywheel_assets.partitions import snapshot_partitions
-from flywheel_assets.pipelines import bucketed, partitioned
+from flywheel_assets.pipelines import bucketed, partitioned, reporting
 from flywheel_assets.resources import resources_for
 from flywheel_assets.settings import get_settings
 
@@ -17,12 +17,13 @@ snapshot_job = define_asset_job(
     description="Every flywheel asset for one snapshot_dt: the run book, both pipelines, in order.",
 )
 
-ASSETS = [*bucketed.assets, *partitioned.assets]
+ASSETS = [*bucketed.assets, *partitioned.assets, *reporting.assets]
 
 defs = Definitions(
     assets=ASSETS,
-    jobs=[snapshot_job],
+    jobs=[snapshot_job, reporting.report_job],
     sensors=[build_sensor(snapshot_job, [a.key for a in ASSETS])],
+    schedules=[reporting.monthly_cleanrooms_report],
     resources=resources_for(get_settings()),
 )
 

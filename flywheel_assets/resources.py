@@ -191,6 +191,22 @@ class EMRServerlessSparkRunner(SparkJobRunner):
         return invocation.get_materialize_result()
 
 
+class CleanRoomsReporting(ConfigurableResource):
+    """Where the readiness report reads Clean Rooms / Entity Resolution from, and writes to."""
+
+    analysis_root: str
+    query_aws: bool = False  # locally there is no Clean Rooms: the report says so instead
+    region: str = "us-east-1"
+
+    def client(self, service: str):
+        if not self.query_aws:
+            return None
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(service, region_name=self.region, config=Config(retries={"mode": "adaptive", "max_attempts": 8}))
+
+
 def local_spark(settings: Settings) -> LocalSpark:
     return LocalSpark(home=str(settings.spark_home), master=settings.spark_master,
                       driver_memory=settings.spark_driver_memory, remote=settings.spark_remote)
@@ -203,12 +219,14 @@ def resources_for(settings: Settings) -> dict:
             "lake": Lake(data_root=settings.data_root),
             "catalog": LocalCatalog(database=settings.database, server=server),
             "spark_jobs": LocalSparkRunner(server=server),
+            "reporting": CleanRoomsReporting(analysis_root=settings.analysis_root),
         }
     return {
         "lake": Lake(data_root=settings.data_root),
         "catalog": GlueAthenaCatalog(database=settings.database, region=settings.aws_region,
                                      workgroup=settings.athena_workgroup, results_s3=settings.athena_results_s3),
         "spark_jobs": aws_runner(settings),
+        "reporting": CleanRoomsReporting(analysis_root=settings.analysis_root, query_aws=True, region=settings.aws_region),
     }
 
 

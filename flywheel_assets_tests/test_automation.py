@@ -131,7 +131,8 @@ def test_late_older_snapshot_runs_only_the_partitioned_pipeline(tmp_path):
     request = late.run_requests[0]
     assert request.partition_key == "2024-01-15"
     selected = {k.to_user_string() for k in request.asset_selection}
-    assert selected == {"infobase_split_part", "addressable_split_part", "part_tables", "prepared_part_tables"}
+    assert selected == {"infobase_split_part", "addressable_split_part", "part_tables", "prepared_part_tables",
+                        "cleanrooms_report"}
     assert json.loads(late.cursor) == ["2024-01-15", "2024-03-15"]
 
 
@@ -214,6 +215,7 @@ def test_ui_graphql_shows_both_pipelines_and_the_running_sensor(tmp_path):
     groups = {n["assetKey"]["path"][0]: n["groupName"] for n in data["assetNodes"]}
     assert {k for k, g in groups.items() if g == "bucketed_pipeline"} == BUCKETED
     assert len([g for g in groups.values() if g == "partitioned_pipeline"]) == 4
+    assert groups["cleanrooms_report"] == "reporting"
     assert {n["partitionDefinition"]["name"] for n in data["assetNodes"]} == {"snapshot_dt"}
     repo = data["repositoriesOrError"]["nodes"][0]
     assert {s["name"]: s["sensorState"]["status"] for s in repo["sensors"]} == {"raw_snapshot_sensor": "RUNNING"}

@@ -23,6 +23,7 @@ def test_definitions_load_and_the_graph_reads_like_the_run_book():
         "addressable_split_part": "partitioned_pipeline",
         "part_tables": "partitioned_pipeline",
         "prepared_part_tables": "partitioned_pipeline",
+        "cleanrooms_report": "reporting",
     }
     parents = {k.to_user_string(): sorted(p.to_user_string() for p in graph.get(k).parent_keys)
                for k in graph.get_all_asset_keys()}
@@ -30,6 +31,8 @@ def test_definitions_load_and_the_graph_reads_like_the_run_book():
     assert parents["bucketed_tables"] == ["ext_tables"]
     assert parents["part_tables"] == ["addressable_split_part", "infobase_split_part"]
     assert parents["prepared_part_tables"] == ["part_tables"]
+    assert parents["cleanrooms_report"] == ["prepared_part_tables"]
+    assert defs.resolve_schedule_def("monthly_cleanrooms_report").default_status.value == "STOPPED"
     for key in graph.get_all_asset_keys():
         partitions = graph.get(key).partitions_def
         assert isinstance(partitions, DynamicPartitionsDefinition) and partitions.name == "snapshot_dt"

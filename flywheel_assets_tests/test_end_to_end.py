@@ -250,3 +250,18 @@ def test_retry_failed_reruns_only_what_failed_and_downstream(backfilled):
     assert run.parent_run_id is not None
     assert sorted(s.step_key for s in instance.get_run_step_stats(run.run_id)) == [
         "bucketed_tables", "ext_tables", "infobase_split"]
+
+
+def test_run_writes_the_readiness_report_locally(latest_run):
+    import csv
+    import json
+
+    home, _ = latest_run
+    files = sorted((home / "analysis" / "cleanrooms-reports").iterdir())
+    assert len(files) == 3
+    report = json.loads(next(f for f in files if f.suffix == ".json").read_text())
+    assert report["sections"]["tables"]["status"] == "ok"
+    assert report["sections"]["configured_tables"]["status"] == "not_queried"
+    rows = list(csv.DictReader(next(f for f in files if f.name.endswith("_Tables.csv")).open()))
+    assert sorted(r["table_name"] for r in rows) == ["part_addressable_ids", "part_seg_alpha_a", "part_seg_beta_a",
+                                                     "part_seg_gamma_a"]

@@ -167,6 +167,11 @@ class GlueAthenaCatalog(Catalog):
             return False
         return True
 
+    def partitions(self, database: str, table: str) -> list[tuple[str, str]]:
+        paginator = self._client("glue").get_paginator("get_partitions")
+        pages = paginator.paginate(DatabaseName=identifier(database, "database"), TableName=identifier(table, "table"))
+        return sorted((p["Values"][0], p["StorageDescriptor"]["Location"]) for page in pages for p in page["Partitions"])
+
     # --- Athena ---------------------------------------------------------------------------
     def run_sql(self, sql: str, database: str | None = None, poll_interval: float | None = None) -> str:
         """Run one statement on Athena to completion; returns the query execution id."""

@@ -51,6 +51,10 @@ class Catalog(ConfigurableResource):
     def has_partition(self, database: str, table: str, value: str) -> bool:
         raise NotImplementedError
 
+    def partitions(self, database: str, table: str) -> list[tuple[str, str]]:
+        """Every registered ``snapshot_dt`` partition as (value, location)."""
+        raise NotImplementedError
+
     def repair(self, database: str, tables: list[str], max_concurrency: int, poll_interval: float) -> None:
         """MSCK REPAIR TABLE: discover every partition folder (explicit repair mode)."""
         raise NotImplementedError

@@ -144,6 +144,16 @@ class LocalCatalog(Catalog):
         name = qualified(database, table)
         return bool(self.sql(f"SHOW PARTITIONS {name} PARTITION (snapshot_dt = '{partition_value(value)}')").collect())
 
+    def partitions(self, database: str, table: str) -> list[tuple[str, str]]:
+        name = qualified(database, table)
+        out = []
+        for row in self.sql(f"SHOW PARTITIONS {name}").collect():
+            value = partition_value(row[0].split("=", 1)[1])
+            details = self.sql(f"DESCRIBE TABLE EXTENDED {name} PARTITION (snapshot_dt = '{value}')").collect()
+            loc = next((r[1] for r in details if r[0] == "Location"), "")
+            out.append((value, _plain_location(loc)))
+        return sorted(out)
+
     def repair(self, database: str, tables: list[str], max_concurrency: int, poll_interval: float) -> None:
         for table in tables:  # one engine, one statement at a time; concurrency matters on Athena
             self.sql(f"MSCK REPAIR TABLE {qualified(database, table)}")

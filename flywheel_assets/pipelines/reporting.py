@@ -1,0 +1,101 @@
+"""The Clean Rooms readiness report (run book: "Reporting & Monitoring")."""
+
+from typing import Optional
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetSelection,
+    Config,
+    DefaultScheduleStatus,
+    MaterializeResult,
+    MetadataValue,
+    RunRequest,
+    ScheduleEvaluationContext,
+    SkipReason,
+    asset,
+    define_asset_job,
+    schedule,
+)
+from pydantic import Field
+
+from flywheel_assets.catalog.base import Catalog
+from flywheel_assets.catalog.names import identifier
+from flywheel_assets.cleanrooms import build_report, write_report
+from flywheel_assets.partitions import snapshot_partitions
+from flywheel_assets.pipelines.partitioned import prepared_part_tables
+from flywheel_assets.resources import CleanRoomsReporting
+
+GROUP = "reporting"
+
+
+class ReportConfig(Config):
+    database: Optional[str] = Field(default=None, description="catalog database (default: the catalog's)")
+    table_prefix: str = Field(default="part_", description="tables to report on")
+
+
+def generate(catalog: Catalog, reporting: CleanRoomsReporting, database: str, prefix: str) -> tuple[dict, dict]:
+    report = build_report(catalog, identifier(database, "database"), prefix,
+                          cleanrooms=reporting.client("cleanrooms"), er=reporting.client("entityresolution"))
+    return report, write_report(report, reporting.analysis_root)
+
+
+def summary_markdown(report: dict) -> str:
+    lines = ["| table | partitions | latest snapshot | ready | reason |", "|---|---:|---|---|---|"]
+    lines += [f"| {r['table_name']} | {r['partitions']} | {r['latest_snapshot']} | {r['ready_for_analysis']} | "
+              f"{r['reason']} |" for r in report["tables_report"]]
+    sections = [f"- {name}: {s['status']}{' (' + s['reason'] + ')' if s['reason'] else ''}"
+                for name, s in report["sections"].items()]
+    return "\n".join(lines) + "\n\nSections:\n" + "\n".join(sections)
+
+
+@asset(
+    partitions_def=snapshot_partitions,
+    group_name=GROUP,
+    deps=[prepared_part_tables],
+    kinds={"cleanrooms", "json", "csv"},
+    check_specs=[AssetCheckSpec("all_sections_queried", asset="cleanrooms_report",
+                                description="no report section failed (access denied, service error)")],
+    description="Which part_ tables are ready for analysis in AWS Clean Rooms, and how identity resolution is "
+    "configured: ACX_Cleanroom_Report_<ts>.json, _Tables.csv and _IdentityResolution.csv under "
+    "<analysis root>/cleanrooms-reports/.",
+)
+def cleanrooms_report(context: AssetExecutionContext, config: ReportConfig, catalog: Catalog,
+                      reporting: CleanRoomsReporting) -> MaterializeResult:
+    report, files = generate(catalog, reporting, config.database or catalog.database, config.table_prefix)
+    failed = {k: s["reason"] for k, s in report["sections"].items() if s["status"] == "failed"}
+    for name, reason in failed.items():
+        context.log.warning(f"report section {name} failed: {reason}")
+    verdicts = [r["ready_for_analysis"] for r in report["tables_report"]]
+    return MaterializeResult(
+        metadata={
+            "tables": len(verdicts), "ready": verdicts.count("yes"), "not_ready": verdicts.count("no"),
+            "unknown": verdicts.count("unknown"),
+            "identity_resolution_rows": len(report["identity_resolution_report"]),
+            "json": MetadataValue.path(files["json"]), "tables_csv": MetadataValue.path(files["tables_csv"]),
+            "identity_csv": MetadataValue.path(files["identity_csv"]),
+            "sections": {k: s["status"] for k, s in report["sections"].items()},
+            "summary": MetadataValue.md(summary_markdown(report)),
+        },
+        check_results=[AssetCheckResult(check_name="all_sections_queried", passed=not failed,
+                                        severity=AssetCheckSeverity.WARN, metadata={"failed": failed or "none"})],
+    )
+
+
+report_job = define_asset_job("cleanrooms_report_job", selection=AssetSelection.assets(cleanrooms_report),
+                              partitions_def=snapshot_partitions)
+
+
+@schedule(job=report_job, cron_schedule="0 6 1 * *", default_status=DefaultScheduleStatus.STOPPED,
+          description="Monthly audit: the report for the newest snapshot (off by default).")
+def monthly_cleanrooms_report(context: ScheduleEvaluationContext):
+    keys = context.instance.get_dynamic_partitions(snapshot_partitions.name)
+    if not keys:
+        return SkipReason("no snapshot_dt partitions yet")
+    latest = max(keys)
+    return RunRequest(partition_key=latest, run_key=f"monthly-{context.scheduled_execution_time:%Y-%m}-{latest}")
+
+
+assets = [cleanrooms_report]
