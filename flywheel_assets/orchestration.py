@@ -112,6 +112,7 @@ def print_summary(snapshot: str, run_id: str, rows: list[AssetOutcome]) -> None:
     for r in rows:
         if r.error:
             print(f"\n{r.asset} failed: {r.error.strip()}")
+    print("\nnext: bin/flywheel tables | bin/flywheel query \"SELECT ...\" | make ui (this run is there too)")
 
 
 LOGGING = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import sys
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from dagster import (
@@ -75,7 +75,7 @@ class Lake(ConfigurableResource):
 class SparkJobRunner(ConfigurableResource):
     """Runs one flywheel Spark job script and returns what the script itself reported."""
 
-    def run(self, context: AssetExecutionContext, job: str, arguments: Mapping[str, str]) -> MaterializeResult:
+    def run(self, context: AssetExecutionContext, job: str, arguments: Mapping[str, str]) -> Sequence:
         raise NotImplementedError
 
 
@@ -84,7 +84,7 @@ class LocalSparkRunner(SparkJobRunner):
 
     server: LocalSpark
 
-    def run(self, context: AssetExecutionContext, job: str, arguments: Mapping[str, str]) -> MaterializeResult:
+    def run(self, context: AssetExecutionContext, job: str, arguments: Mapping[str, str]) -> Sequence:
         env = {"FLYWHEEL_SPARK_RUNTIME": "local", "FLYWHEEL_SPARK_REMOTE": self.server.url()}
         command = [sys.executable, str(script_path(job)), *job_arguments(arguments)]
         context.log.info(f"running {job} on local Spark: {' '.join(command[1:])}")
@@ -92,7 +92,7 @@ class LocalSparkRunner(SparkJobRunner):
             invocation = PipesSubprocessClient().run(context=context, command=command, env=env)
         except DagsterPipesExecutionError as exc:
             raise Failure(description=f"{job} failed: {reported_error(context) or exc}") from exc
-        return invocation.get_materialize_result()
+        return invocation.get_results()  # the materialization and the asset check results
 
 
 def glue_links(region: str, job_name: str, run_id: str) -> str:
@@ -127,7 +127,7 @@ class GlueSparkRunner(SparkJobRunner):
 
         return boto3.client("glue", region_name=self.region)
 
-    def run(self, context: AssetExecutionContext, job: str, arguments: Mapping[str, str]) -> MaterializeResult:
+    def run(self, context: AssetExecutionContext, job: str, arguments: Mapping[str, str]) -> Sequence:
         from dagster_aws.pipes import PipesGlueClient
 
         script_path(job)  # a known job
@@ -142,7 +142,7 @@ class GlueSparkRunner(SparkJobRunner):
             detail = reported_error(context)
             links = glue_links(self.region, name, match.group(1)) if match else ""
             raise Failure(description="\n".join(x for x in (str(exc).strip(), detail, links) if x)) from exc
-        return invocation.get_materialize_result()
+        return invocation.get_results()  # the materialization and the asset check results
 
 
 class EMRServerlessSparkRunner(SparkJobRunner):
@@ -176,7 +176,7 @@ class EMRServerlessSparkRunner(SparkJobRunner):
             }},
         }
 
-    def run(self, context: AssetExecutionContext, job: str, arguments: Mapping[str, str]) -> MaterializeResult:
+    def run(self, context: AssetExecutionContext, job: str, arguments: Mapping[str, str]) -> Sequence:
         from dagster_aws.pipes import PipesEMRServerlessClient
 
         script_path(job)
@@ -188,7 +188,7 @@ class EMRServerlessSparkRunner(SparkJobRunner):
         except RuntimeError as exc:
             detail = reported_error(context)
             raise Failure(description="\n".join(x for x in (f"EMR Serverless run of {job}: {exc}", detail) if x)) from exc
-        return invocation.get_materialize_result()
+        return invocation.get_results()  # the materialization and the asset check results
 
 
 class CleanRoomsReporting(ConfigurableResource):

@@ -10,6 +10,11 @@ import pytest
 
 from flywheel_assets.demo_data import DemoSpec, write_demo_lake
 
+# Subprocesses (Pipes job scripts, CLI runs) import this checkout's code, not whatever checkout the
+# shared virtualenv's editable install last pointed at.
+REPO = str(Path(__file__).resolve().parent.parent)
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH")) if p)
+
 SMALL = DemoSpec(rows=300, attributes=24, tables=4, unmapped=3, snapshots=2, files_per_snapshot=2, seed=11)
 
 

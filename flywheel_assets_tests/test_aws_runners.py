@@ -201,6 +201,8 @@ def test_split_asset_runs_the_deployed_script_through_pipes_glue_client(glue_sta
     assert mat.asset_key == AssetKey("addressable_bucket")
     assert mat.metadata["source_rows"].value == SMALL.rows and mat.metadata["snapshot_dt"].value == LATEST
     assert mat.metadata["AWS Glue Job Run ID"].value.startswith("jr_")
+    assert {e.check_name: e.passed for e in result.get_asset_check_evaluations()} == {
+        "row_count": True, "columns": True, "key_not_null": True, "file_sizing": True}
 
 
 def test_failed_glue_run_reaches_the_user_with_error_run_id_and_logs(glue_stand_in, lake):

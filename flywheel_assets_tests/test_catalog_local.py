@@ -231,3 +231,31 @@ def test_names_are_validated_before_sql(bad, message):
     args = {"database": "d", "name": "t", "location": "/data/t", "columns": [Column("a", "string")], "comment": "c", **bad}
     with pytest.raises(FlywheelInputError, match=message.replace("(", r"\(").replace(")", r"\)")):
         TableSpec(**args)
+
+
+def test_failed_blocking_check_keeps_wrong_data_out_of_the_tables(spark_url, lake, catalog):
+    """Null keys in the source: the split runs, its key_not_null check fails, ext_tables is not built."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from flywheel_assets.local_spark import LocalSpark
+    from flywheel_assets.pipelines.bucketed import addressable_bucket
+    from flywheel_assets.resources import LocalSparkRunner
+
+    folder = lake / settings.ADDRESSABLE_COMPACTION / f"snapshot_dt={LATEST}"
+    first = next(folder.glob("*.parquet"))
+    table = pq.read_table(first)
+    keys = table.column("Customer_User_id").to_pylist()
+    keys[0] = None
+    pq.write_table(table.set_column(0, "Customer_User_id", pa.array(keys, pa.string())), first)
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("snapshot_dt", [LATEST])
+    result = materialize(
+        [addressable_bucket, ext_tables], partition_key=LATEST, instance=instance, raise_on_error=False,
+        resources={"lake": Lake(data_root=str(lake)), "catalog": catalog,
+                   "spark_jobs": LocalSparkRunner(server=LocalSpark(home="unused", remote=spark_url))},
+        run_config={"ops": {"ext_tables": {"config": {"s3_roots": [settings.SPLIT_CLUSTER_ADDRESSABLE]}}}})
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert not checks["key_not_null"].passed and checks["key_not_null"].metadata["null_or_blank_keys"].value == 1
+    assert checks["row_count"].passed and checks["columns"].passed
+    assert catalog.describe(catalog.database, "ext_addressable_ids") is None  # blocked downstream

@@ -214,3 +214,24 @@ def test_single_table_job_rejects_mapping_with_several_tables(spark, lake):
 def test_missing_snapshot_lists_available(spark, lake):
     with pytest.raises(FlywheelInputError, match=f"available snapshots: {OLDEST}, {LATEST}"):
         split(spark, lake, "addressable_bucket", snapshot="2020-01-01")
+
+
+def test_checks_pass_on_good_data_and_catch_null_or_blank_keys(spark, lake, tmp_path):
+    from flywheel_assets.spark_jobs.checks import split_checks
+
+    good = split(spark, lake, "infobase_split_and_bucket", target_mb=4 / 1024)
+    assert {c.name: c.passed for c in split_checks(good)} == {
+        "row_count": True, "columns": True, "key_not_null": True, "file_sizing": True}
+    src = tmp_path / "src"
+    write_source(src / "snapshot_dt=2024-05-01",
+                 pa.table({"customer_user_id": ["a", None, "  ", "d"], "x": [1, 2, 3, 4]}))
+    bad = run_split(spark, JOBS["addressable_bucket"], str(src), str(tmp_path / "out"), "_NONE_", None, MB)
+    checks = {c.name: c for c in split_checks(bad)}
+    assert not checks["key_not_null"].passed and checks["key_not_null"].metadata == {"null_or_blank_keys": 2}
+    assert checks["row_count"].passed and checks["columns"].passed
+    bad.tables[0].rows -= 1  # what a lost file would look like
+    bad.tables[0].written_columns = ["customer_user_id"]
+    checks = {c.name: c for c in split_checks(bad)}
+    assert not checks["row_count"].passed and checks["row_count"].metadata["tables_with_other_counts"] == {
+        "addressable_ids": 3}
+    assert not checks["columns"].passed

@@ -6,15 +6,23 @@ relative to the lake's data root unless absolute. ``--SNAPSHOT_DT`` is the parti
 
 from typing import Optional
 
-from dagster import AssetExecutionContext, Config, Failure, MaterializeResult, asset
+from dagster import AssetCheckSpec, AssetExecutionContext, Config, Failure, asset
 from pydantic import Field, create_model
 
 from flywheel_assets import settings
 from flywheel_assets.partitions import snapshot_partitions
 from flywheel_assets.resources import Lake, SparkJobRunner
 from flywheel_assets.spark_jobs import storage
+from flywheel_assets.spark_jobs.checks import BLOCKING, WARNING
 from flywheel_assets.spark_jobs.split import BUCKET, JOBS, METADATA_FILE
 
+
+CHECK_DESCRIPTIONS = {
+    "row_count": "every split table has exactly the source snapshot's row count",
+    "columns": "every table has its mapped columns, lowercased, key first",
+    "key_not_null": "customer_user_id is never null or blank",
+    "file_sizing": "each table has the file count dynamic sizing planned",
+}
 
 # asset name -> its run-config defaults (the CLI discovers snapshots in the default sources)
 DEFAULTS: dict[str, dict] = {}
@@ -73,10 +81,12 @@ def split_asset(*, name: str, job: str, group: str, defaults: dict, description:
         kinds={"spark", "parquet"},
         description=description,
         metadata={"run_book_job": f"etl-omc-flywheel-prod-{job.replace('_', '-')}"},
+        check_specs=[AssetCheckSpec(c, asset=name, blocking=c in BLOCKING, description=CHECK_DESCRIPTIONS[c])
+                     for c in (*BLOCKING, *WARNING)],
     )
-    def _split(context: AssetExecutionContext, config: config_cls, lake: Lake, spark_jobs: SparkJobRunner) -> MaterializeResult:
+    def _split(context: AssetExecutionContext, config: config_cls, lake: Lake, spark_jobs: SparkJobRunner):
         if JOBS[job].layout == BUCKET and not config.allow_rollback:
             refuse_rollback(lake.resolve(config.target_path), context.partition_key)
-        return spark_jobs.run(context, job, config.arguments(lake, context.partition_key))
+        yield from spark_jobs.run(context, job, config.arguments(lake, context.partition_key))
 
     return _split

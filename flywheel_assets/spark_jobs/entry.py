@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
+from flywheel_assets.spark_jobs.checks import split_checks
 from flywheel_assets.spark_jobs.errors import FlywheelInputError
 from flywheel_assets.spark_jobs.mapping import load_mapping
 from flywheel_assets.spark_jobs.runtime import open_pipes, parse_args, positive_int, spark_session
@@ -62,6 +63,11 @@ def main(job_name: str, argv: list[str] | None = None) -> SplitResult:
             print(f"flywheel: {exc}", file=sys.stderr)
             raise
         pipes.report_asset_materialization(metadata=materialization_metadata(result))
+        for check in split_checks(result):
+            pipes.report_asset_check(check_name=check.name, passed=check.passed, severity=check.severity,
+                                     metadata={k: {"raw_value": v, "type": "json" if isinstance(v, (dict, list)) else
+                                                   "int" if isinstance(v, int) else "text"}
+                                               for k, v in check.metadata.items()})
     print(json.dumps({"job": job_name, "snapshot_dt": result.snapshot, "tables": len(result.tables),
                       "rows": result.source_rows}))
     return result

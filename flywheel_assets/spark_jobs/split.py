@@ -59,6 +59,8 @@ class TableResult:
     bytes: int
     columns: int
     planned_files: int
+    written_columns: list[str] = field(default_factory=list)
+    expected_columns: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -70,6 +72,7 @@ class SplitResult:
     source_rows: int
     source_bytes: int
     unmapped_columns: list[str]
+    bad_keys: int = 0  # rows whose customer_user_id is null or blank
     tables: list[TableResult] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -194,11 +197,15 @@ def run_split(
 
     # Read the source once: every table is a projection of this cache.
     cached = df.persist(StorageLevel.MEMORY_AND_DISK)
-    source_rows = cached.count()
+    key = F.col(KEY_COLUMN)
+    counts = cached.agg(F.count(F.lit(1)).alias("rows"),  # this pass fills the cache
+                        F.sum(F.when(key.isNull() | (F.trim(key.cast("string")) == ""), 1).otherwise(0)).alias("bad"))
+    counts = counts.collect()[0]
+    source_rows, bad_keys = counts["rows"], counts["bad"] or 0
     if source_rows == 0:
         cached.unpersist()
         raise FlywheelInputError(f"snapshot {folder} is empty: 0 rows")
-    result = SplitResult(job.name, snapshot, source, target, source_rows, sum(s for _, s in files), unmapped)
+    result = SplitResult(job.name, snapshot, source, target, source_rows, sum(s for _, s in files), unmapped, bad_keys)
     try:
         for p in plans:
             out = cached.select(*p.columns)
@@ -211,9 +218,9 @@ def run_split(
                 (out.withColumn("snapshot_dt", F.lit(snapshot))
                     .write.mode("overwrite").partitionBy("snapshot_dt").parquet(spark_path(table_root)))
             stats = sizing.folder_stats(p.path)
-            result.tables.append(
-                TableResult(p.name, p.path, stats.rows, stats.files, stats.bytes, len(p.columns), p.files)
-            )
+            written = sizing.footer(sizing.data_files(p.path)[0][0]).schema.to_arrow_schema().names
+            result.tables.append(TableResult(p.name, p.path, stats.rows, stats.files, stats.bytes, len(p.columns),
+                                             p.files, [c for c in written if c != "snapshot_dt"], p.columns))
             say(f"{p.name}: {stats.rows} rows, {stats.files} files, {stats.bytes} bytes")
     finally:
         cached.unpersist()
