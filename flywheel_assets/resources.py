@@ -17,7 +17,6 @@ from dagster import (
     ConfigurableResource,
     DagsterEventType,
     Failure,
-    MaterializeResult,
     PipesSubprocessClient,
 )
 from dagster._core.errors import DagsterPipesExecutionError

@@ -16,7 +16,7 @@ import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from dagster import AssetKey, DagsterInstance, build_sensor_context, materialize
+from dagster import DagsterInstance, build_sensor_context, materialize
 
 from flywheel_assets import settings
 from flywheel_assets.automation import ready_snapshots, raw_sources

@@ -10,7 +10,6 @@ import json
 import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 from botocore.stub import Stubber
 from dagster import DagsterInstance, materialize
 
