@@ -22,17 +22,13 @@ from dagster import (
 )
 
 from flywheel_assets.partitions import snapshot_partitions
-from flywheel_assets.pipelines.split import DEFAULTS
+from flywheel_assets.pipelines.split import DEFAULTS, raw_sources
 from flywheel_assets.resources import Lake
 from flywheel_assets.settings import get_settings
 from flywheel_assets.spark_jobs import storage
 from flywheel_assets.spark_jobs.snapshots import list_snapshots, snapshot_path
 
 SUCCESS_MARKER = "_SUCCESS"
-
-
-def raw_sources(lake: Lake) -> list[str]:
-    return sorted({lake.resolve(d["source_path"]) for d in DEFAULTS.values()})
 
 
 def is_complete(folder: str, quiet_seconds: float, now: float) -> bool:

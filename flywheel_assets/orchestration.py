@@ -18,7 +18,7 @@ from dagster import (
 
 from flywheel_assets.definitions import defs, flywheel_snapshot_job
 from flywheel_assets.partitions import snapshot_partitions
-from flywheel_assets.pipelines.split import DEFAULTS
+from flywheel_assets.pipelines.split import raw_sources
 from flywheel_assets.resources import Lake
 from flywheel_assets.settings import Settings
 from flywheel_assets.spark_jobs.errors import FlywheelInputError
@@ -42,7 +42,7 @@ def check_selection(selection: list[str] | None) -> list[str]:
 def resolve_run_snapshot(lake: Lake, assets: list[str], requested: str) -> str:
     """The snapshot every selected asset's source has: the newest common one for 'latest'."""
     # Catalog-only selections take the snapshots of the raw sources behind the whole graph.
-    sources = sorted({lake.resolve(DEFAULTS[a]["source_path"]) for a in (set(assets) & set(DEFAULTS)) or DEFAULTS})
+    sources = raw_sources(lake, assets)
     available = {src: set(list_snapshots(src)) for src in sources}
     common = set.intersection(*available.values()) if available else set()
     if requested in ("latest", LATEST):
@@ -184,7 +184,7 @@ def backfill(settings: Settings, date_from: str | None, date_to: str | None, lis
         if not (date_from and date_to):
             raise FlywheelInputError("give --from and --to, or --snapshots")
         lo, hi = parse_date(date_from, "--from"), parse_date(date_to, "--to")
-        sources = {lake.resolve(DEFAULTS[a]["source_path"]) for a in (set(assets) & set(DEFAULTS)) or DEFAULTS}
+        sources = raw_sources(lake, assets)
         common = set.intersection(*(set(list_snapshots(s)) for s in sources))
         snapshots = sorted(d for d in common if lo <= d <= hi)
         if not snapshots:

@@ -28,6 +28,12 @@ CHECK_DESCRIPTIONS = {
 DEFAULTS: dict[str, dict] = {}
 
 
+def raw_sources(lake: Lake, assets=None) -> list[str]:
+    """The raw source folders behind the split assets in ``assets`` (all of them if none is a split asset)."""
+    names = (set(assets or ()) & set(DEFAULTS)) or DEFAULTS
+    return sorted({lake.resolve(DEFAULTS[a]["source_path"]) for a in names})
+
+
 class SplitConfig(Config):
     source_path: str = Field(description="--SOURCE_PATH: folder of snapshot_dt=YYYY-MM-DD/ snapshots")
     target_path: str = Field(description="--TARGET_PATH: where the split tables are written")

@@ -19,6 +19,7 @@ class FileStats:
     files: int
     bytes: int
     rows: int
+    columns: list[str]  # top-level columns of the first file
 
 
 def data_files(folder: str) -> list[tuple[str, int]]:
@@ -68,8 +69,10 @@ def file_count(estimated_bytes: int, target_bytes: int) -> int:
 
 def folder_stats(folder: str) -> FileStats:
     files = data_files(folder)
-    rows = sum(footer(uri).num_rows for uri, _ in files)
-    return FileStats(files=len(files), bytes=sum(size for _, size in files), rows=rows)
+    footers = [footer(uri) for uri, _ in files]  # one listing, each footer read once
+    columns = footers[0].schema.to_arrow_schema().names if footers else []
+    return FileStats(files=len(files), bytes=sum(size for _, size in files),
+                     rows=sum(f.num_rows for f in footers), columns=columns)
 
 
 def bucket_writers(table_bytes: int, bucket_count: int, target_bytes: int = 128 * 1024 * 1024) -> int:

@@ -218,9 +218,8 @@ def run_split(
                 (out.withColumn("snapshot_dt", F.lit(snapshot))
                     .write.mode("overwrite").partitionBy("snapshot_dt").parquet(spark_path(table_root)))
             stats = sizing.folder_stats(p.path)
-            written = sizing.footer(sizing.data_files(p.path)[0][0]).schema.to_arrow_schema().names
             result.tables.append(TableResult(p.name, p.path, stats.rows, stats.files, stats.bytes, len(p.columns),
-                                             p.files, [c for c in written if c != "snapshot_dt"], p.columns))
+                                             p.files, [c for c in stats.columns if c != "snapshot_dt"], p.columns))
             say(f"{p.name}: {stats.rows} rows, {stats.files} files, {stats.bytes} bytes")
     finally:
         cached.unpersist()
