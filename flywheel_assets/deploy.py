@@ -16,8 +16,8 @@ from flywheel_assets.spark_jobs.split import JOBS
 PACKAGE_DIR = Path(flywheel_assets.__file__).parent
 PIPES_VERSION = "1.13.27"  # dagster-pipes on the Glue workers; matches requirements.lock
 
-# The run book's production shape (G.4X x 8, Glue 5), Glue Data Catalog as the metastore and
-# dynamic partition overwrite for the part layout.
+# The run book's production shape (G.4X x 8, Glue 5) and arguments: Glue Data Catalog as the
+# metastore; dynamic partition overwrite kept for parity (the jobs stage and swap folders themselves).
 JOB_SHAPE = {"GlueVersion": "5.0", "WorkerType": "G.4X", "NumberOfWorkers": 8, "Timeout": 180,
              "ExecutionProperty": {"MaxConcurrentRuns": 4}}
 DEFAULT_ARGUMENTS = {

@@ -7,8 +7,10 @@ are blocking (downstream tables are not built from wrong data), file sizing only
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from flywheel_assets.spark_jobs.split import SplitResult
+if TYPE_CHECKING:
+    from flywheel_assets.spark_jobs.split import SplitResult
 
 BLOCKING = ("row_count", "columns", "key_not_null")
 WARNING = ("file_sizing",)
@@ -22,7 +24,7 @@ class Check:
     metadata: dict
 
 
-def split_checks(result: SplitResult) -> list[Check]:
+def split_checks(result: "SplitResult") -> list[Check]:
     wrong_rows = {t.name: t.rows for t in result.tables if t.rows != result.source_rows}
     wrong_columns = {t.name: {"expected": t.expected_columns, "written": t.written_columns}
                      for t in result.tables if t.written_columns != t.expected_columns}
@@ -36,3 +38,8 @@ def split_checks(result: SplitResult) -> list[Check]:
         Check("key_not_null", result.bad_keys == 0, "ERROR", {"null_or_blank_keys": result.bad_keys}),
         Check("file_sizing", not off_size, "WARN", {"tables_off_plan": off_size or "none"}),
     ]
+
+
+def blocking_failures(result: "SplitResult") -> list[str]:
+    """Names of the blocking checks the result fails: the split job does not publish it."""
+    return [c.name for c in split_checks(result) if c.severity == "ERROR" and not c.passed]

@@ -29,6 +29,7 @@ def materialization_metadata(result: SplitResult) -> dict:
     summary = "| table | rows | files | planned files | bytes | columns |\n|---|---|---|---|---|---|\n" + rows
     return {
         "snapshot_dt": {"raw_value": result.snapshot, "type": "text"},
+        "published": {"raw_value": result.published, "type": "bool"},
         "source_rows": {"raw_value": result.source_rows, "type": "int"},
         "source_bytes": {"raw_value": result.source_bytes, "type": "int"},
         "tables_written": {"raw_value": len(tables), "type": "int"},

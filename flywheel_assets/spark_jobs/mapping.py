@@ -16,7 +16,9 @@ from flywheel_assets.spark_jobs import storage
 from flywheel_assets.spark_jobs.errors import FlywheelInputError
 
 KEY_COLUMN = "customer_user_id"
-TABLE_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+# Table names become folders and catalog tables: Spark and Hive skip folders starting with _ .
+TABLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]{0,99}$")
+RESERVED_TABLES = ("metadata",)  # <target>/metadata/ holds the bucket layout's snapshot_dt.txt
 # Output column names go into catalog DDL: after lowercasing, only these characters.
 COLUMN_NAME = re.compile(r"^[a-z0-9_]{1,128}$")
 RESERVED_COLUMNS = ("snapshot_dt",)  # the partition column of the part layout
@@ -60,8 +62,11 @@ def parse_mapping(text: str, source: str) -> Mapping:
         table, column = row[t_i].strip(), normalize(row[c_i])
         if not TABLE_NAME.match(table):
             raise FlywheelInputError(
-                f"{source}, line {line}: table name {table!r} is not allowed (letters, digits and _ only)"
+                f"{source}, line {line}: table name {table!r} is not allowed "
+                "(letters, digits and _, starting with a letter or digit)"
             )
+        if table.lower() in RESERVED_TABLES:
+            raise FlywheelInputError(f"{source}, line {line}: table name {table!r} is reserved")
         if not column:
             raise FlywheelInputError(f"{source}, line {line}: empty column_name for table {table}")
         if column in RESERVED_COLUMNS:

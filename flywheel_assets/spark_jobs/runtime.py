@@ -42,10 +42,7 @@ def spark_session(app_name: str):
             .config("spark.ui.showConsoleProgress", "false")
             .config("spark.sql.shuffle.partitions", "8")
         )
-    spark = builder.getOrCreate()
-    # Part layout: only the partitions being written are replaced (run book, pipeline 2).
-    spark.conf.set("spark.sql.sources.partitionOverwriteMode", "dynamic")
-    return spark
+    return builder.getOrCreate()
 
 
 def open_pipes():

@@ -10,14 +10,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
-from flywheel_assets.spark_jobs import sizing, storage
+from flywheel_assets.spark_jobs import publish, sizing, storage
+from flywheel_assets.spark_jobs.checks import blocking_failures
 from flywheel_assets.spark_jobs.errors import FlywheelInputError
 from flywheel_assets.spark_jobs.mapping import COLUMN_NAME, KEY_COLUMN, Mapping, check_against_source, normalize
 from flywheel_assets.spark_jobs.runtime import spark_path
 from flywheel_assets.spark_jobs.snapshots import resolve_snapshot, snapshot_path
 
 BUCKET, PART = "bucket", "part"
-METADATA_FILE = "metadata/snapshot_dt.txt"
+METADATA_FILE = publish.METADATA_FILE
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ JOBS = {
 class TablePlan:
     name: str
     columns: list[str]  # key first
-    path: str  # the folder the data files of this snapshot land in
+    path: str  # the folder the data files of this snapshot end up in
     estimated_bytes: int
     files: int
 
@@ -73,6 +74,7 @@ class SplitResult:
     source_bytes: int
     unmapped_columns: list[str]
     bad_keys: int = 0  # rows whose customer_user_id is null or blank
+    published: bool = False  # moved into place (not when a blocking check failed)
     tables: list[TableResult] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -178,7 +180,7 @@ def run_split(
     log=None,
 ) -> SplitResult:
     from pyspark import StorageLevel
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as F  # noqa: N812
 
     say = log.info if log else (lambda msg: None)
     if job.mapping == "required" and mapping is None:
@@ -206,23 +208,36 @@ def run_split(
         cached.unpersist()
         raise FlywheelInputError(f"snapshot {folder} is empty: 0 rows")
     result = SplitResult(job.name, snapshot, source, target, source_rows, sum(s for _, s in files), unmapped, bad_keys)
+    # Every table is written aside and moved into place only when all are written and the blocking
+    # checks pass: a failed or killed run leaves what was published as it was (see publish.py).
+    publish.recover(target, say)
+    run = publish.new_run(target, snapshot)
     try:
         for p in plans:
             out = cached.select(*p.columns)
             # One file: no shuffle. Several: a round-robin shuffle makes them even-sized.
             out = out.coalesce(1) if p.files == 1 else out.repartition(p.files)
-            if job.layout == BUCKET:
-                out.write.mode("overwrite").parquet(spark_path(p.path))
-            else:
-                table_root = target if job.single_table else storage.join(target, p.name)
-                (out.withColumn("snapshot_dt", F.lit(snapshot))
-                    .write.mode("overwrite").partitionBy("snapshot_dt").parquet(spark_path(table_root)))
-            stats = sizing.folder_stats(p.path)
+            written = storage.join(run, relative(target, p.path))
+            out.write.mode("overwrite").parquet(spark_path(written))
+            stats = sizing.folder_stats(written)
             result.tables.append(TableResult(p.name, p.path, stats.rows, stats.files, stats.bytes, len(p.columns),
-                                             p.files, [c for c in stats.columns if c != "snapshot_dt"], p.columns))
+                                             p.files, stats.columns, p.columns))
             say(f"{p.name}: {stats.rows} rows, {stats.files} files, {stats.bytes} bytes")
+        failed = blocking_failures(result)
+        if failed:
+            say(f"not published: blocking checks failed: {', '.join(failed)}; {target} keeps what it had")
+            publish.discard(run)
+        else:
+            publish.commit(target, run, [relative(target, p.path) for p in plans], snapshot,
+                           metadata=job.layout == BUCKET)
+            result.published = True
+    except BaseException:
+        publish.discard(run)
+        raise
     finally:
         cached.unpersist()
-    if job.layout == BUCKET:
-        storage.write_text(storage.join(target, METADATA_FILE), snapshot + "\n")
     return result
+
+
+def relative(root: str, path: str) -> str:
+    return path[len(root.rstrip("/")) + 1:]

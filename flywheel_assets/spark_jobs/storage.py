@@ -130,3 +130,42 @@ def delete_tree(uri: str) -> None:
     import shutil
 
     shutil.rmtree(local_path(uri), ignore_errors=True)
+
+
+def folder_exists(uri: str) -> bool:
+    """A folder (on S3: any key under the prefix)."""
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        page = s3_client().list_objects_v2(Bucket=bucket, Prefix=key.rstrip("/") + "/", MaxKeys=1)
+        return bool(page.get("KeyCount"))
+    return local_path(uri).is_dir()
+
+
+def move_tree(src: str, dst: str) -> None:
+    """Move a folder to a path that does not exist yet.
+
+    Locally one atomic rename. On S3 (no rename) every object is copied, then the source deleted;
+    a move interrupted half-way is finished by running it again.
+    """
+    if not is_s3(src):
+        target = local_path(dst)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(local_path(src), target)
+        return
+    bucket, key = split_s3(src)
+    dst_bucket, dst_key = split_s3(dst)
+    prefix, dst_prefix = key.rstrip("/") + "/", dst_key.rstrip("/") + "/"
+    client = s3_client()
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            client.copy({"Bucket": bucket, "Key": obj["Key"]}, dst_bucket, dst_prefix + obj["Key"][len(prefix):])
+    delete_tree(src)
+
+
+def remove_if_empty(uri: str) -> None:
+    """Remove an empty local folder (S3 has no empty folders)."""
+    if not is_s3(uri):
+        try:
+            local_path(uri).rmdir()
+        except OSError:
+            pass

@@ -1,0 +1,74 @@
+"""Publishing a split job's output all at once: write aside, commit, then move into place.
+
+The bucket layout keeps one snapshot in place (``<target>/<table>/``), which the ext tables read;
+the part layout replaces one ``snapshot_dt=<d>/`` folder per table. A run writes every folder
+under ``<target>/_staging/<run>/`` first. Only when all are written (and the blocking checks pass)
+does it write the run's manifest, the commit point, and move each folder into place.
+- A run stopped before its manifest exists leaves the published tables untouched; the next run
+  deletes its staging folder.
+- A run stopped after it is rolled forward by the next run (every step below can be repeated).
+Spark, Hive and the table discovery all skip ``_staging/`` (leading underscore).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from flywheel_assets.spark_jobs import storage
+
+STAGING = "_staging"
+MANIFEST = "_COMMITTED.json"
+RETIRED = "_retired"  # the tables' previous files, deleted once the run is published
+METADATA_FILE = "metadata/snapshot_dt.txt"
+
+
+def new_run(target: str, snapshot: str) -> str:
+    """A fresh staging folder for one run."""
+    return storage.join(target, STAGING, f"{snapshot}_{uuid.uuid4().hex[:12]}")
+
+
+def commit(target: str, run: str, folders: list[str], snapshot: str, metadata: bool) -> None:
+    """Publish the run's ``folders`` (relative to target); ``metadata``: record the snapshot in
+    metadata/snapshot_dt.txt (the bucket layout, which holds one snapshot)."""
+    manifest = {"snapshot_dt": snapshot, "folders": folders, "metadata": metadata}
+    storage.write_text(storage.join(run, MANIFEST), json.dumps(manifest))
+    roll_forward(target, run)
+
+
+def roll_forward(target: str, run: str) -> str:
+    """Move a committed run's tables into place and record its snapshot; returns the snapshot."""
+    manifest = json.loads(storage.read_text(storage.join(run, MANIFEST)))
+    for i, folder in enumerate(manifest["folders"]):
+        current, staged = storage.join(target, folder), storage.join(run, folder)
+        retired = storage.join(run, RETIRED, str(i))
+        if storage.read_text(retired + ".done") is None:  # not yet moved aside
+            if storage.folder_exists(current):
+                storage.move_tree(current, retired)
+            storage.write_text(retired + ".done", "")
+        if storage.folder_exists(staged):
+            storage.move_tree(staged, current)
+    if manifest["metadata"]:
+        storage.write_text(storage.join(target, METADATA_FILE), manifest["snapshot_dt"] + "\n")
+    discard(run)
+    return manifest["snapshot_dt"]
+
+
+def discard(run: str) -> None:
+    storage.delete_tree(run)
+    storage.remove_if_empty(run.rsplit("/", 1)[0])
+
+
+def recover(target: str, say=lambda msg: None) -> None:
+    """Finish or discard what interrupted runs left under ``<target>/_staging/``."""
+    root = storage.join(target, STAGING)
+    for entry in sorted(storage.list_dir(root), key=lambda e: e.name):
+        run = storage.join(root, entry.name)
+        if not entry.is_dir:
+            continue
+        if storage.read_text(storage.join(run, MANIFEST)) is not None:
+            say(f"{target}: finishing the publication of snapshot_dt={roll_forward(target, run)} "
+                f"that an interrupted run had committed")
+        else:
+            discard(run)
+            say(f"{target}: removed the partial output of an interrupted run ({entry.name})")

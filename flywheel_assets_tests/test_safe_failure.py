@@ -1,0 +1,120 @@
+"""Failures never damage what is published: a killed split job, an interrupted publication, reruns."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from flywheel_assets import settings
+from flywheel_assets.spark_jobs import publish, storage
+from flywheel_assets_tests.test_split_jobs import LATEST, OLDEST, paths, split
+
+
+def fingerprint(folder: Path) -> dict[str, str]:
+    """relative path -> sha256 of every file below folder."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def rows(folder: Path) -> list[dict]:
+    return sorted(pq.read_table(folder).to_pylist(), key=lambda r: r["customer_user_id"])
+
+
+def source_rows(lake: Path, snapshot: str, columns: list[str]) -> list[dict]:
+    table = pq.read_table(lake / settings.INFOBASE_RAW / f"snapshot_dt={snapshot}")
+    by_lower = {c.lower(): c for c in table.column_names}
+    table = table.select([by_lower[c] for c in columns]).rename_columns(columns)
+    return sorted(table.to_pylist(), key=lambda r: r["customer_user_id"])
+
+
+def test_split_job_killed_mid_write_leaves_the_published_snapshot_then_rerun_completes(spark, lake):
+    target = lake / settings.SPLIT_CLUSTER_INFOBASE
+    split(spark, lake, "infobase_split_and_bucket", snapshot=OLDEST)
+    published = fingerprint(target)
+    p = paths(lake)
+    script = Path(publish.__file__).parent / "scripts" / "infobase_split_and_bucket.py"
+    job = subprocess.Popen([sys.executable, str(script), "--SNAPSHOT_DT", LATEST, "--SOURCE_PATH", p["ib_raw"],
+                            "--TARGET_PATH", p["cluster_ib"], "--CSV_FILE", p["bucket_csv"]],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (target / publish.STAGING).exists():  # the first table is being written
+        assert job.poll() is None and time.monotonic() < deadline, "the job ended before writing"
+        time.sleep(0.01)
+    job.send_signal(signal.SIGKILL)
+    job.wait()
+
+    assert {k: v for k, v in fingerprint(target).items() if not k.startswith("_staging")} == published
+    assert (target / "metadata" / "snapshot_dt.txt").read_text().strip() == OLDEST
+    ibe_01 = rows(target / "IBE_01")  # still readable: the old snapshot, whole
+    assert ibe_01 == source_rows(lake, OLDEST, list(ibe_01[0]))
+
+    result = split(spark, lake, "infobase_split_and_bucket", snapshot=LATEST)  # the rerun completes it
+    assert result.published and (target / "metadata" / "snapshot_dt.txt").read_text().strip() == LATEST
+    for table in result.tables:
+        out = rows(target / table.name)
+        assert out == source_rows(lake, LATEST, list(out[0]))
+    assert sorted(p.name for p in target.iterdir() if not p.name.startswith("_")) == sorted(
+        [t.name for t in result.tables] + ["metadata"])
+
+
+def test_rerunning_a_snapshot_gives_the_same_rows_and_files(spark, lake):
+    target = lake / settings.SPLIT_PART_INFOBASE
+    split(spark, lake, "infobase_split_and_part", snapshot=LATEST)
+    first = {t.name: rows(t) for t in target.iterdir() if t.is_dir()}
+    files = sorted(str(p.relative_to(target)).split("/part-")[0] for p in target.rglob("*.parquet"))
+    split(spark, lake, "infobase_split_and_part", snapshot=LATEST)
+    assert {t.name: rows(t) for t in target.iterdir() if t.is_dir()} == first
+    assert sorted(str(p.relative_to(target)).split("/part-")[0] for p in target.rglob("*.parquet")) == files
+
+
+@pytest.fixture(params=["local", "s3"])
+def target(request, tmp_path):
+    if request.param == "local":
+        return str(tmp_path / "target")
+    request.getfixturevalue("aws_env")
+    storage.s3_client().create_bucket(Bucket="lake")
+    return "s3://lake/split"
+
+
+def put(uri: str, text: str) -> None:
+    storage.write_text(uri, text)
+
+
+def listing(root: str) -> dict[str, str]:
+    """relative file -> text, under root (local or S3)."""
+    if storage.is_s3(root):
+        bucket, key = storage.split_s3(root)
+        objects = storage.s3_client().list_objects_v2(Bucket=bucket, Prefix=key + "/").get("Contents", [])
+        return {o["Key"][len(key) + 1:]: storage.read_text(f"s3://{bucket}/{o['Key']}") for o in objects}
+    return {str(p.relative_to(root)): p.read_text() for p in Path(root).rglob("*") if p.is_file()}
+
+
+def test_publication_interrupted_after_commit_is_rolled_forward(target):
+    put(f"{target}/IBE_01/part-old.parquet", "old 1")
+    put(f"{target}/IBE_02/part-old.parquet", "old 2")
+    put(f"{target}/metadata/snapshot_dt.txt", "2024-01-01\n")
+    run = publish.new_run(target, "2024-02-01")
+    put(f"{run}/IBE_01/part-new.parquet", "new 1")
+    put(f"{run}/IBE_02/part-new.parquet", "new 2")
+    put(f"{run}/{publish.MANIFEST}", json.dumps({"snapshot_dt": "2024-02-01", "folders": ["IBE_01", "IBE_02"],
+                                                 "metadata": True}))
+    # the run died after moving IBE_01's old files aside, before moving its new ones in
+    storage.move_tree(f"{target}/IBE_01", f"{run}/{publish.RETIRED}/0")
+    put(f"{run}/{publish.RETIRED}/0.done", "")
+    abandoned = publish.new_run(target, "2024-03-01")  # and another run died before committing
+    put(f"{abandoned}/IBE_01/part-x.parquet", "half")
+
+    messages = []
+    publish.recover(target, messages.append)
+    assert listing(target) == {"IBE_01/part-new.parquet": "new 1", "IBE_02/part-new.parquet": "new 2",
+                               "metadata/snapshot_dt.txt": "2024-02-01\n"}
+    assert any("finishing the publication of snapshot_dt=2024-02-01" in m for m in messages)
+    assert any("removed the partial output of an interrupted run" in m for m in messages)
