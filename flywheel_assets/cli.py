@@ -11,16 +11,20 @@ from flywheel_assets.settings import Settings, get_settings
 
 
 # Runs launched from the UI, the sensor and backfills go through the run queue: at most 4 at once,
-# and never two of the same snapshot (the partition tag) at the same time.
+# and never two of the same snapshot (the partition tag) at the same time. Pools (the bucket-layout
+# split assets) run one step at a time across runs.
 INSTANCE_YAML = """telemetry:
   enabled: false
-run_queue:
-  max_concurrent_runs: 4
-  tag_concurrency_limits:
-    - key: dagster/partition
-      value:
-        applyLimitPerUniqueValue: true
-      limit: 1
+concurrency:
+  runs:
+    max_concurrent_runs: 4
+    tag_concurrency_limits:
+      - key: dagster/partition
+        value:
+          applyLimitPerUniqueValue: true
+        limit: 1
+  pools:
+    default_limit: 1
 """
 
 

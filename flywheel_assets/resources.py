@@ -26,6 +26,7 @@ from flywheel_assets.catalog.local import LocalCatalog
 from flywheel_assets.local_spark import LocalSpark
 from flywheel_assets.settings import Settings
 from flywheel_assets.spark_jobs import scripts, storage
+from flywheel_assets.spark_jobs.errors import FlywheelInputError
 
 SCRIPTS_DIR = Path(scripts.__file__).parent
 
@@ -66,9 +67,13 @@ class Lake(ConfigurableResource):
     data_root: str
 
     def resolve(self, path: str) -> str:
-        if "://" in path or path.startswith("/"):
-            return path
-        return storage.join(self.data_root, path)
+        """The full path of a run-config path; it must stay inside the data root, so a typo or a
+        ``..`` cannot make a job read or overwrite anything else."""
+        root = storage.normalize(self.data_root)
+        full = storage.normalize(path if "://" in path or path.startswith("/") else storage.join(root, path))
+        if full != root and not full.startswith(root + "/"):
+            raise FlywheelInputError(f"path {path!r} is outside the data root {root}")
+        return full
 
 
 class SparkJobRunner(ConfigurableResource):

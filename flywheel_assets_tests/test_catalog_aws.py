@@ -133,6 +133,8 @@ def athena_ctas_stand_in(aws_catalog):
                 "Name": table, "TableType": "EXTERNAL_TABLE", "Parameters": {"has_encrypted_data": "false"},
                 "StorageDescriptor": {"Columns": [{"Name": "customer_user_id", "Type": "string"}], "Location": loc,
                                       "BucketColumns": [col], "NumberOfBuckets": int(count)}})
+            key = loc.split(f"s3://{BUCKET}/", 1)[1] + "00000_0.parquet"
+            put_parquet(key, pa.table({"customer_user_id": ["a"]}))
     return seen, on_start
 
 

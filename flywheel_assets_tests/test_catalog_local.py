@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+import shutil
 
 import pytest
-from dagster import DagsterInstance, materialize
+from dagster import AssetKey, DagsterInstance, materialize
 
 from flywheel_assets import settings
 from flywheel_assets.catalog.names import Column, TableSpec
@@ -259,3 +260,65 @@ def test_failed_blocking_check_keeps_wrong_data_out_of_the_tables(spark_url, lak
     assert not checks["key_not_null"].passed and checks["key_not_null"].metadata["null_or_blank_keys"].value == 1
     assert checks["row_count"].passed and checks["columns"].passed
     assert catalog.describe(catalog.database, "ext_addressable_ids") is None  # blocked downstream
+
+
+def check_results(result) -> dict:
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+def test_catalog_checks_pass_on_a_published_snapshot(published):
+    lake, catalog = published
+    result = materialize_catalog(lake, catalog, LATEST)
+    checks = check_results(result)
+    assert {name: c.passed for name, c in checks.items()} == {
+        "catalog_matches_storage": True, "bucket_spec": True, "partitions_match_data": True,
+        "written_partitions_registered": True}
+    assert checks["bucket_spec"].metadata["tables_checked"].value == 5
+
+
+def test_ext_table_over_a_folder_the_mapping_dropped_fails_its_check(published, spark):
+    """The new mapping has no IBE_04: its folder is retired and ext_ibe_04 would serve stale data."""
+    lake, catalog = published
+    mapping = lake / settings.INFOBASE_BUCKET_MAPPING
+    mapping.write_text("\n".join(line for line in mapping.read_text().splitlines() if not line.startswith("IBE_04")))
+    run_split(spark, JOBS["infobase_split_and_bucket"], paths(lake)["ib_raw"], paths(lake)["cluster_ib"], LATEST,
+              load_mapping(str(mapping)), 128 * 1024 * 1024)
+    assert not (lake / settings.SPLIT_CLUSTER_INFOBASE / "IBE_04").exists()
+    result = materialize_catalog(lake, catalog, LATEST, selection=[ext_tables, bucketed_tables], raise_on_error=False)
+    check = check_results(result)["catalog_matches_storage"]
+    assert not check.passed and list(check.metadata["problems"].value) == ["ext_ibe_04"]
+    assert "holds no table of snapshot_dt" in check.metadata["problems"].value["ext_ibe_04"]
+    assert not result.success and not any(  # blocking: the bucketed tables were not rebuilt
+        e.asset_key == AssetKey("bucketed_tables") for e in result.get_asset_materialization_events())
+
+
+def test_bucket_spec_check_fails_on_other_bucketing(published):
+    from flywheel_assets.pipelines.catalog_checks import bucketed_tables_match
+
+    lake, catalog = published
+    base = str(lake / settings.BUCKETED_BASE)
+    good = bucketed_tables_match(catalog, catalog.database, ["bucketed_ibe_01"], "customer_user_id", BUCKETS, base, LATEST)
+    assert good.passed
+    other = bucketed_tables_match(catalog, catalog.database, ["bucketed_ibe_01", "bucketed_nope"], "customer_user_id",
+                                  BUCKETS * 2, base, OLDEST)
+    assert not other.passed and other.metadata["problems"].value == {
+        "bucketed_ibe_01": f"bucketed by ['customer_user_id'] into {BUCKETS}, not ['customer_user_id'] into {BUCKETS * 2}",
+        "bucketed_nope": "not registered"}
+    stale = bucketed_tables_match(catalog, catalog.database, ["bucketed_ibe_01"], "customer_user_id", BUCKETS, base, OLDEST)
+    assert stale.metadata["problems"].value == {"bucketed_ibe_01": f"comment says snapshot_dt={LATEST}"}
+
+
+def test_registered_partition_without_data_fails_and_unregistered_folder_warns(published):
+    lake, catalog = published
+    table = lake / settings.SPLIT_PART_ADDRESSABLE
+    shutil.rmtree(table / f"snapshot_dt={OLDEST}")  # registered, then lost
+    shutil.copytree(table / f"snapshot_dt={LATEST}", table / "snapshot_dt=2030-01-01")  # written, not registered
+    result = materialize_catalog(lake, catalog, LATEST, selection=[prepared_part_tables], raise_on_error=False)
+    checks = check_results(result)
+    assert not checks["partitions_match_data"].passed
+    assert checks["partitions_match_data"].metadata["problems"].value == {
+        "part_addressable_ids": f"registered without data: {OLDEST}"}
+    assert not checks["written_partitions_registered"].passed
+    assert checks["written_partitions_registered"].metadata["problems"].value == {
+        "part_addressable_ids": "written but not registered: 2030-01-01"}
+    assert not result.success  # the blocking one fails the step

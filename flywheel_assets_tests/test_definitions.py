@@ -64,3 +64,17 @@ def test_aws_environment_uses_glue_and_athena():
     assert (catalog.database, catalog.workgroup) == ("omc_flywheel_prod", "primary")
     assert catalog.results_s3 == "s3://omc-flywheel-prod-analysis-data/query-results/"
     assert resources["lake"].data_root == "s3://omc-flywheel-data-us-east-1-prod"
+
+
+def test_bucket_layout_writers_never_overlap_across_runs(tmp_path):
+    from dagster import DagsterInstance
+
+    from flywheel_assets.cli import INSTANCE_YAML
+
+    (tmp_path / "dagster.yaml").write_text(INSTANCE_YAML)
+    config = DagsterInstance.from_config(str(tmp_path)).get_concurrency_config()
+    assert config.pool_config.default_pool_limit == 1
+    assert config.run_queue_config.max_concurrent_runs == 4
+    pools = {name: defs.resolve_assets_def(name).op.pool for name in DEFAULTS}
+    assert pools == {"infobase_split": "infobase_split_target", "addressable_bucket": "addressable_bucket_target",
+                     "infobase_split_part": None, "addressable_split_part": None}

@@ -100,20 +100,25 @@ def listing(root: str) -> dict[str, str]:
 def test_publication_interrupted_after_commit_is_rolled_forward(target):
     put(f"{target}/IBE_01/part-old.parquet", "old 1")
     put(f"{target}/IBE_02/part-old.parquet", "old 2")
+    put(f"{target}/IBE_03/part-old.parquet", "old 3, a table the new mapping dropped")
     put(f"{target}/metadata/snapshot_dt.txt", "2024-01-01\n")
     run = publish.new_run(target, "2024-02-01")
     put(f"{run}/IBE_01/part-new.parquet", "new 1")
     put(f"{run}/IBE_02/part-new.parquet", "new 2")
     put(f"{run}/{publish.MANIFEST}", json.dumps({"snapshot_dt": "2024-02-01", "folders": ["IBE_01", "IBE_02"],
-                                                 "metadata": True}))
+                                                 "whole_target": True}))
     # the run died after moving IBE_01's old files aside, before moving its new ones in
     storage.move_tree(f"{target}/IBE_01", f"{run}/{publish.RETIRED}/0")
     put(f"{run}/{publish.RETIRED}/0.done", "")
     abandoned = publish.new_run(target, "2024-03-01")  # and another run died before committing
     put(f"{abandoned}/IBE_01/part-x.parquet", "half")
 
+    other = publish.new_run(target, "2024-04-01")  # a run of another snapshot, still writing
+    put(f"{other}/IBE_01/part-y.parquet", "in progress")
     messages = []
-    publish.recover(target, messages.append)
+    publish.recover(target, "2024-03-01", messages.append)
+    assert f"{publish.STAGING}/{other.rsplit('/', 1)[1]}/IBE_01/part-y.parquet" in listing(target)
+    publish.recover(target, None, messages.append)
     assert listing(target) == {"IBE_01/part-new.parquet": "new 1", "IBE_02/part-new.parquet": "new 2",
                                "metadata/snapshot_dt.txt": "2024-02-01\n"}
     assert any("finishing the publication of snapshot_dt=2024-02-01" in m for m in messages)

@@ -11,6 +11,7 @@ from flywheel_assets.catalog.base import Catalog
 from flywheel_assets.catalog.discover import parquet_columns, staged_snapshot, table_folders
 from flywheel_assets.catalog.names import TableSpec, column_name, identifier, positive, snapshot_comment, table_filter
 from flywheel_assets.partitions import snapshot_partitions
+from flywheel_assets.pipelines import catalog_checks
 from flywheel_assets.pipelines.common import catalog_metadata
 from flywheel_assets.pipelines.split import split_asset
 from flywheel_assets.resources import Lake
@@ -55,6 +56,7 @@ class ExtTablesConfig(Config):
     group_name=GROUP,
     deps=[infobase_split, addressable_bucket],
     kinds={"catalog"},
+    check_specs=[catalog_checks.EXT],
     description="Step 3: external tables ext_<table> over every split_cluster table folder, schema from "
     "the parquet files, snapshot from metadata/snapshot_dt.txt in the table comment.",
 )
@@ -63,7 +65,8 @@ def ext_tables(context: AssetExecutionContext, config: ExtTablesConfig, lake: La
     database = identifier(config.database or catalog.database, "DATABASE")
     max_cols = positive(config.max_cols, "MAX_COLS")
     specs = []
-    for root in (lake.resolve(r) for r in config.s3_roots):  # check everything before changing anything
+    roots = [lake.resolve(r) for r in config.s3_roots]
+    for root in roots:  # check everything before changing anything
         staged = staged_snapshot(root)
         if staged != snapshot:
             raise Failure(f"{root} holds snapshot_dt={staged}, not {snapshot}: materialize its split for {snapshot} first")
@@ -78,7 +81,9 @@ def ext_tables(context: AssetExecutionContext, config: ExtTablesConfig, lake: La
         raise Failure(f"no table folders under {', '.join(config.s3_roots)}")
     actions = {spec.name: catalog.apply_table(spec) for spec in specs}
     context.log.info(f"ext tables in {database}: {actions}")
-    return MaterializeResult(metadata=catalog_metadata(database, specs, actions))
+    registered = catalog.list_tables(database, config.table_prefix.lower(), partitions=False)
+    return MaterializeResult(metadata=catalog_metadata(database, specs, actions),
+                             check_results=[catalog_checks.ext_tables_match(registered, specs, roots, snapshot)])
 
 
 class BucketedTablesConfig(Config):
@@ -97,6 +102,7 @@ class BucketedTablesConfig(Config):
     group_name=GROUP,
     deps=[ext_tables],
     kinds={"catalog", "spark"},
+    check_specs=[catalog_checks.BUCKETED],
     description="Step 4: bucketed_<table> from each ext table, bucketed by customer_user_id into 256 buckets "
     "under BUCKETED_BASE/<table>/; rebuilt into fresh files and swapped in, so readers never see it half-built.",
 )
@@ -134,10 +140,11 @@ def bucketed_tables(context: AssetExecutionContext, config: BucketedTablesConfig
 
     with ThreadPoolExecutor(max_workers=positive(config.max_concurrency, "max_concurrency", 32)) as pool:
         built = list(pool.map(build, wanted))
+    check = catalog_checks.bucketed_tables_match(catalog, final_db, built, column, count, base_location, snapshot)
     return MaterializeResult(metadata={
         "database": final_db, "tables": built, "table_count": len(built),
         "bucket_column": column, "bucket_count": count, "snapshot_dt": snapshot,
-    })
+    }, check_results=[check])
 
 
 assets = [infobase_split, addressable_bucket, ext_tables, bucketed_tables]

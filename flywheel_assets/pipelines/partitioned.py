@@ -11,6 +11,7 @@ from flywheel_assets.catalog.base import Catalog
 from flywheel_assets.catalog.discover import parquet_columns, part_datasets
 from flywheel_assets.catalog.names import Column, TableSpec, identifier, positive, snapshot_comment
 from flywheel_assets.partitions import snapshot_partitions
+from flywheel_assets.pipelines import catalog_checks
 from flywheel_assets.pipelines.common import catalog_metadata
 from flywheel_assets.pipelines.split import split_asset
 from flywheel_assets.resources import Lake
@@ -106,6 +107,7 @@ class PreparePartTablesConfig(Config):
     group_name=GROUP,
     deps=[part_tables],
     kinds={"catalog"},
+    check_specs=[catalog_checks.PARTITIONS, catalog_checks.UNREGISTERED],
     description="Step 4: makes the snapshot queryable: registers its snapshot_dt partition in every part_ table.",
 )
 def prepared_part_tables(context: AssetExecutionContext, config: PreparePartTablesConfig, catalog: Catalog) -> MaterializeResult:
@@ -128,7 +130,7 @@ def prepared_part_tables(context: AssetExecutionContext, config: PreparePartTabl
         "database": database, "mode": config.mode, "tables": [t.name for t in tables],
         "table_count": len(tables), "snapshot_dt": snapshot,
         "registration_seconds": round(time.monotonic() - started, 3),
-    })
+    }, check_results=catalog_checks.partitions_match(catalog, database, tables, snapshot))
 
 
 assets = [infobase_split_part, addressable_split_part, part_tables, prepared_part_tables]

@@ -7,6 +7,8 @@ does it write the run's manifest, the commit point, and move each folder into pl
 - A run stopped before its manifest exists leaves the published tables untouched; the next run
   deletes its staging folder.
 - A run stopped after it is rolled forward by the next run (every step below can be repeated).
+Runs of one target never overlap in the bucket layout (a Dagster pool of 1); in the part layout
+runs of different snapshots may, so a run only recovers its own snapshot's leftovers.
 Spark, Hive and the table discovery all skip ``_staging/`` (leading underscore).
 """
 
@@ -28,10 +30,11 @@ def new_run(target: str, snapshot: str) -> str:
     return storage.join(target, STAGING, f"{snapshot}_{uuid.uuid4().hex[:12]}")
 
 
-def commit(target: str, run: str, folders: list[str], snapshot: str, metadata: bool) -> None:
-    """Publish the run's ``folders`` (relative to target); ``metadata``: record the snapshot in
-    metadata/snapshot_dt.txt (the bucket layout, which holds one snapshot)."""
-    manifest = {"snapshot_dt": snapshot, "folders": folders, "metadata": metadata}
+def commit(target: str, run: str, folders: list[str], snapshot: str, whole_target: bool) -> None:
+    """Publish the run's ``folders`` (relative to target). ``whole_target`` (the bucket layout,
+    which holds one snapshot): other table folders are retired (a table dropped from the mapping)
+    and the snapshot is recorded in metadata/snapshot_dt.txt."""
+    manifest = {"snapshot_dt": snapshot, "folders": folders, "whole_target": whole_target}
     storage.write_text(storage.join(run, MANIFEST), json.dumps(manifest))
     roll_forward(target, run)
 
@@ -39,7 +42,8 @@ def commit(target: str, run: str, folders: list[str], snapshot: str, metadata: b
 def roll_forward(target: str, run: str) -> str:
     """Move a committed run's tables into place and record its snapshot; returns the snapshot."""
     manifest = json.loads(storage.read_text(storage.join(run, MANIFEST)))
-    for i, folder in enumerate(manifest["folders"]):
+    folders = manifest["folders"]
+    for i, folder in enumerate(folders):
         current, staged = storage.join(target, folder), storage.join(run, folder)
         retired = storage.join(run, RETIRED, str(i))
         if storage.read_text(retired + ".done") is None:  # not yet moved aside
@@ -48,7 +52,10 @@ def roll_forward(target: str, run: str) -> str:
             storage.write_text(retired + ".done", "")
         if storage.folder_exists(staged):
             storage.move_tree(staged, current)
-    if manifest["metadata"]:
+    if manifest["whole_target"]:
+        for entry in storage.list_dir(target):
+            if entry.is_dir and entry.name not in folders and entry.name != "metadata" and entry.name[0] not in "_.":
+                storage.move_tree(storage.join(target, entry.name), storage.join(run, RETIRED, f"dropped_{entry.name}"))
         storage.write_text(storage.join(target, METADATA_FILE), manifest["snapshot_dt"] + "\n")
     discard(run)
     return manifest["snapshot_dt"]
@@ -59,12 +66,13 @@ def discard(run: str) -> None:
     storage.remove_if_empty(run.rsplit("/", 1)[0])
 
 
-def recover(target: str, say=lambda msg: None) -> None:
-    """Finish or discard what interrupted runs left under ``<target>/_staging/``."""
+def recover(target: str, snapshot: str | None = None, say=lambda msg: None) -> None:
+    """Finish or discard what interrupted runs left under ``<target>/_staging/``: all of them, or
+    only those of ``snapshot`` (runs of other snapshots may be running right now)."""
     root = storage.join(target, STAGING)
     for entry in sorted(storage.list_dir(root), key=lambda e: e.name):
         run = storage.join(root, entry.name)
-        if not entry.is_dir:
+        if not entry.is_dir or (snapshot and not entry.name.startswith(f"{snapshot}_")):
             continue
         if storage.read_text(storage.join(run, MANIFEST)) is not None:
             say(f"{target}: finishing the publication of snapshot_dt={roll_forward(target, run)} "

@@ -210,7 +210,7 @@ def run_split(
     result = SplitResult(job.name, snapshot, source, target, source_rows, sum(s for _, s in files), unmapped, bad_keys)
     # Every table is written aside and moved into place only when all are written and the blocking
     # checks pass: a failed or killed run leaves what was published as it was (see publish.py).
-    publish.recover(target, say)
+    publish.recover(target, None if job.layout == BUCKET else snapshot, say)
     run = publish.new_run(target, snapshot)
     try:
         for p in plans:
@@ -229,7 +229,7 @@ def run_split(
             publish.discard(run)
         else:
             publish.commit(target, run, [relative(target, p.path) for p in plans], snapshot,
-                           metadata=job.layout == BUCKET)
+                           whole_target=job.layout == BUCKET)
             result.published = True
     except BaseException:
         publish.discard(run)

@@ -28,6 +28,17 @@ def join(root: str, *parts: str) -> str:
     return out
 
 
+def normalize(uri: str) -> str:
+    """``..``, ``.`` and doubled slashes resolved, no trailing slash; the scheme is kept."""
+    import posixpath
+
+    scheme, sep, rest = uri.partition("://")
+    if not sep:
+        scheme, rest = "", uri
+    path = posixpath.normpath("/" + rest if sep else rest)
+    return f"{scheme}://{path.lstrip('/')}" if sep else path
+
+
 def is_s3(uri: str) -> bool:
     return uri.startswith(("s3://", "s3a://"))
 
