@@ -15,7 +15,7 @@ from flywheel_assets.spark_jobs.checks import blocking_failures
 from flywheel_assets.spark_jobs.errors import FlywheelInputError
 from flywheel_assets.spark_jobs.mapping import COLUMN_NAME, KEY_COLUMN, Mapping, check_against_source, normalize
 from flywheel_assets.spark_jobs.runtime import spark_path
-from flywheel_assets.spark_jobs.snapshots import resolve_snapshot, snapshot_path
+from flywheel_assets.spark_jobs.snapshots import list_snapshots, resolve_snapshot, snapshot_path
 
 BUCKET, PART = "bucket", "part"
 METADATA_FILE = publish.METADATA_FILE
@@ -169,6 +169,26 @@ def plan(job, tables, original_by_name, column_sizes, target, snapshot, target_f
     return plans
 
 
+def check_drift(job: SplitJob, plans: list[TablePlan], target: str, snapshot: str, source_types: dict) -> None:
+    """Part layout: a column's type must not change between snapshots of one table (its catalog
+    table has one type per column); compared with the newest other snapshot written."""
+    if job.layout != PART:
+        return
+    for p in plans:
+        table_root = p.path.rsplit("/", 1)[0]
+        others = [d for d in list_snapshots(table_root) if d != snapshot]
+        files = sizing.data_files(snapshot_path(table_root, others[-1])) if others else []
+        if not files:
+            continue
+        old = {f.name: f.type for f in sizing.footer(files[0][0]).schema.to_arrow_schema()}
+        changed = [f"{c} ({old[c]} -> {source_types[c]})" for c in p.columns if c in old and old[c] != source_types[c]]
+        if changed:
+            raise FlywheelInputError(
+                f"{table_root}: column types changed since snapshot_dt={others[-1]}: {', '.join(changed)}; "
+                "fix the source or write this snapshot to a new table"
+            )
+
+
 def run_split(
     spark,
     job: SplitJob,
@@ -194,6 +214,8 @@ def run_split(
     names = list(df.columns)
     tables, unmapped = table_columns(job, mapping, names)
     plans = plan(job, tables, dict(zip(names, original)), column_sizes, target, snapshot, target_file_bytes)
+    schema = sizing.footer(files[0][0]).schema.to_arrow_schema()
+    check_drift(job, plans, target, snapshot, {normalize(f.name): f.type for f in schema})
     say(f"{job.name}: snapshot {snapshot}, {len(files)} source files, {len(plans)} tables, "
         f"{len(unmapped)} unmapped columns")
 
