@@ -133,9 +133,7 @@ def apply(plan_: Plan, glue) -> None:
 
 
 def deploy(settings: Settings, dry_run: bool = False, glue=None) -> Plan:
-    import boto3
-
-    glue = glue or boto3.client("glue", region_name=settings.aws_region)
+    glue = glue or storage.aws_client("glue", settings.aws_region)
     result = plan(settings, glue)
     if not dry_run:
         apply(result, glue)

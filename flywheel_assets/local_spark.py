@@ -100,6 +100,9 @@ class SparkServer:
             "spark.ui.enabled": "false",
             "spark.ui.showConsoleProgress": "false",
             "spark.sql.shuffle.partitions": "8",
+            # A metastore locked by another JVM fails fast; the catalog retries it visibly.
+            "spark.hadoop.hive.hmshandler.retry.attempts": "1",
+            "spark.hadoop.hive.hmshandler.retry.interval": "100ms",
         }
         cmd = [str(spark_submit()), "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
                "--name", "flywheel-local-spark", "--master", self.master]

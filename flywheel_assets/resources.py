@@ -127,9 +127,7 @@ class GlueSparkRunner(SparkJobRunner):
     message_interval_sec: float = 5.0
 
     def glue_client(self):
-        import boto3
-
-        return boto3.client("glue", region_name=self.region)
+        return storage.aws_client("glue", self.region)
 
     def run(self, context: AssetExecutionContext, job: str, arguments: Mapping[str, str]) -> Sequence:
         from dagster_aws.pipes import PipesGlueClient
@@ -161,9 +159,7 @@ class EMRServerlessSparkRunner(SparkJobRunner):
     message_interval_sec: float = 5.0
 
     def emr_client(self):
-        import boto3
-
-        return boto3.client("emr-serverless", region_name=self.region)
+        return storage.aws_client("emr-serverless", self.region)
 
     def start_params(self, job: str, arguments: Mapping[str, str]) -> dict:
         from flywheel_assets.deploy import bundle_uri, script_uri
@@ -205,10 +201,7 @@ class CleanRoomsReporting(ConfigurableResource):
     def client(self, service: str):
         if not self.query_aws:
             return None
-        import boto3
-        from botocore.config import Config
-
-        return boto3.client(service, region_name=self.region, config=Config(retries={"mode": "adaptive", "max_attempts": 8}))
+        return storage.aws_client(service, self.region)
 
 
 def local_spark(settings: Settings) -> LocalSpark:

@@ -30,3 +30,38 @@ def test_concurrent_starts_share_one_server_and_stop_ends_it(tmp_path):
     except ProcessLookupError:
         alive = False
     assert not alive
+
+
+def test_metastore_locked_by_another_jvm_is_waited_for_then_reported(tmp_path):
+    """A second server on the same FLYWHEEL_HOME cannot open the Derby metastore the first holds:
+    the catalog waits and retries, succeeds once the first ends, and otherwise says what to look for."""
+    import threading
+
+    import pytest
+    from pyspark.sql import SparkSession
+
+    from flywheel_assets.catalog.local import MetastoreLockedError, wait_for_metastore
+
+    first = SparkServer(tmp_path, "local[1]", "1g")
+    holder = SparkSession.builder.remote(first.ensure()).create()
+    holder.sql("CREATE DATABASE IF NOT EXISTS held").collect()  # boots Derby in the first JVM
+    (tmp_path / "server.json").rename(tmp_path / "first.json")
+    second = SparkServer(tmp_path, "local[1]", "1g")
+    url = second.ensure()  # a server of its own: the first's state file is gone
+    session = SparkSession.builder.remote(url).create()
+    try:
+        with pytest.raises(MetastoreLockedError, match="locked by another process .*same FLYWHEEL_HOME"):
+            wait_for_metastore(session, url, wait_s=3, say=lambda msg: None)
+        holder.stop()
+        (tmp_path / "server.json").rename(tmp_path / "second.json")
+        (tmp_path / "first.json").rename(tmp_path / "server.json")
+        threading.Timer(3, first.stop).start()  # the other JVM ends while the catalog waits
+        retries = []
+        assert wait_for_metastore(session, url, wait_s=120, say=retries.append) >= 2
+        assert retries and "retrying" in retries[0]
+        assert [r.namespace for r in session.sql("SHOW DATABASES").collect()] == ["default", "held"]
+    finally:
+        session.stop()
+        (tmp_path / "second.json").rename(tmp_path / "server.json")
+        second.stop()
+        first.stop()

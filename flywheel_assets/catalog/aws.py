@@ -30,7 +30,6 @@ PARQUET_SD = {
         "Parameters": {"serialization.format": "1"},
     },
 }
-RETRIES = {"mode": "adaptive", "max_attempts": 10}  # throttling is retried by botocore
 
 
 class AthenaQueryError(Exception):
@@ -59,10 +58,7 @@ class GlueAthenaCatalog(Catalog):
         return f"AWS Glue Data Catalog + Athena (workgroup {self.workgroup}, {self.region})"
 
     def _client(self, service: str):
-        import boto3
-        from botocore.config import Config
-
-        return boto3.client(service, region_name=self.region, config=Config(retries=RETRIES))
+        return storage.aws_client(service, self.region)
 
     # --- Glue -----------------------------------------------------------------------------
     def ensure_database(self, database: str) -> None:

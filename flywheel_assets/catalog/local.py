@@ -24,6 +24,38 @@ from flywheel_assets.spark_jobs import storage
 
 
 _sessions: dict = {}
+METASTORE_WAIT_S = 120.0
+LOCKED = "Unable to instantiate org.apache.hadoop.hive.ql.metadata.SessionHiveMetaStoreClient"
+
+
+class MetastoreLockedError(RuntimeError):
+    pass
+
+
+def wait_for_metastore(session, url: str, wait_s: float = METASTORE_WAIT_S, say=logging.getLogger(__name__).warning) -> int:
+    """Returns once the server's metastore answers; the number of attempts it took.
+
+    Derby admits one JVM: a server started while another JVM holds the same metastore_db (a
+    second server on the same FLYWHEEL_HOME, a spark-shell) cannot open it until that one ends,
+    so waiting is right; past ``wait_s`` the user is told what to look for.
+    """
+    deadline, attempts = time.monotonic() + wait_s, 0
+    while True:
+        attempts += 1
+        try:
+            session.sql("SHOW DATABASES").collect()
+            return attempts
+        except Exception as exc:
+            if LOCKED not in str(exc):
+                raise
+            if time.monotonic() > deadline:
+                raise MetastoreLockedError(
+                    f"the local Hive metastore of the Spark server at {url} is locked by another process (tried "
+                    f"{attempts} times over {wait_s:.0f} s). Derby admits one JVM: look for a second Spark server "
+                    "or spark-shell using the same FLYWHEEL_HOME (`flywheel spark status`), stop it, and rerun."
+                ) from None
+            say(f"local metastore locked by another process; attempt {attempts}, retrying in 2 s")
+            time.sleep(2)
 
 
 def _session(url: str):
@@ -35,8 +67,10 @@ def _session(url: str):
     # the error themselves, once.
     for name in ("pyspark", "SQLQueryContextLogger"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
-    _sessions[url] = SparkSession.builder.remote(url).create()
-    return _sessions[url]
+    session = SparkSession.builder.remote(url).create()
+    wait_for_metastore(session, url)
+    _sessions[url] = session
+    return session
 
 
 def close_sessions() -> None:

@@ -57,17 +57,26 @@ def s3_endpoint() -> Optional[str]:
     return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
 
 
+# Every AWS client of the platform: throttling (SlowDown, ThrottlingException, 5xx) is retried by
+# botocore with exponential backoff, and adaptive mode slows the client's own request rate.
+RETRIES = {"mode": "adaptive", "max_attempts": 10}
+
+
+def aws_client(service: str, region: Optional[str] = None):
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(service, region_name=region, config=Config(retries=RETRIES))
+
+
 _s3_clients: dict = {}
 
 
 def s3_client():
-    """One boto3 client per process and endpoint; throttling retried by botocore."""
+    """One S3 client per process and endpoint."""
     endpoint = s3_endpoint()
     if endpoint not in _s3_clients:
-        import boto3
-        from botocore.config import Config
-
-        _s3_clients[endpoint] = boto3.client("s3", config=Config(retries={"mode": "adaptive", "max_attempts": 8}))
+        _s3_clients[endpoint] = aws_client("s3")
     return _s3_clients[endpoint]
 
 
