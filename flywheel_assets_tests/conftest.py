@@ -15,6 +15,20 @@ from flywheel_assets.demo_data import DemoSpec, write_demo_lake
 REPO = str(Path(__file__).resolve().parent.parent)
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH")) if p)
 
+# Credentials no log, metadata, report or file may ever contain (moto accepts any).
+SECRETS = {"AWS_ACCESS_KEY_ID": "AKIAFLYWHEELLEAKTEST", "AWS_SECRET_ACCESS_KEY": "fLyWhEeL+sEcReT/never-logged-0123",
+           "AWS_SESSION_TOKEN": "FwSessionToken//never-logged/4567"}
+
+
+def leaked(texts, root: Path | None = None) -> list[str]:
+    """Where any of SECRETS appears: in ``texts`` (label -> text) or any file under ``root``."""
+    found = [label for label, text in texts.items() for s in SECRETS.values() if s in text]
+    if root:
+        found += [str(p) for p in root.rglob("*") if p.is_file()
+                  for s in SECRETS.values() if s.encode() in p.read_bytes()]
+    return found
+
+
 SMALL = DemoSpec(rows=300, attributes=24, tables=4, unmapped=3, snapshots=2, files_per_snapshot=2, seed=11)
 
 

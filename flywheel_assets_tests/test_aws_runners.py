@@ -205,6 +205,25 @@ def test_split_asset_runs_the_deployed_script_through_pipes_glue_client(glue_sta
         "row_count": True, "columns": True, "key_not_null": True, "file_sizing": True}
 
 
+def test_no_credentials_in_job_arguments_events_or_objects(glue_stand_in, lake, monkeypatch):
+    """The orchestrator's keys stay in its environment: not in Glue arguments, Pipes messages
+    on S3, event log or metadata (the job runs with its own role)."""
+    from flywheel_assets_tests.conftest import SECRETS, leaked
+
+    for key, value in SECRETS.items():
+        monkeypatch.setenv(key, value)
+    settings, stand_in = glue_stand_in
+    result = materialize_on_glue(settings, lake, addressable_bucket)
+    assert result.success
+    s3 = boto3.client("s3")
+    objects = {f"s3://{b['Name']}/{o['Key']}": s3.get_object(Bucket=b["Name"], Key=o["Key"])["Body"].read().decode(
+        "utf-8", "replace") for b in s3.list_buckets()["Buckets"]
+        for o in s3.list_objects_v2(Bucket=b["Name"]).get("Contents", [])}
+    assert any(k.endswith("/1.json") for k in objects)  # the Pipes messages were searched
+    events = {str(i): repr(e) for i, e in enumerate(result.all_events)}
+    assert leaked({"arguments": repr(stand_in.started), **events, **objects}, lake) == []
+
+
 def test_failed_glue_run_reaches_the_user_with_error_run_id_and_logs(glue_stand_in, lake):
     settings, _ = glue_stand_in
     mapping = lake / fw_settings.INFOBASE_BUCKET_MAPPING

@@ -17,6 +17,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance
 
 from flywheel_assets import settings
+from flywheel_assets_tests.conftest import SECRETS, leaked
 
 SNAPSHOTS = ["2023-11-30", "2024-06-01", "2024-02-29"]  # not written in date order
 ROWS = 120
@@ -72,7 +73,8 @@ def unseen_lake(tmp_path_factory) -> Path:
 
 def flywheel(home: Path, lake: Path, *args: str) -> subprocess.CompletedProcess:
     # FLYWHEEL_SPARK_REMOTE (set by the spark_url fixture) shares the test process's Spark server
-    env = {**os.environ, "FLYWHEEL_HOME": str(home), "FLYWHEEL_DATA_ROOT": str(lake), "FLYWHEEL_ENV": "local",
+    # a credentialed environment: test_no_credentials_anywhere looks for them in everything written
+    env = {**os.environ, **SECRETS, "FLYWHEEL_HOME": str(home), "FLYWHEEL_DATA_ROOT": str(lake), "FLYWHEEL_ENV": "local",
            "FLYWHEEL_DATABASE": "e2e_" + home.name.replace("-", "_").lower()}
     env.pop("DAGSTER_HOME", None)
     return subprocess.run([sys.executable, "-m", "flywheel_assets.cli", *args], env=env,
@@ -265,3 +267,11 @@ def test_run_writes_the_readiness_report_locally(latest_run):
     rows = list(csv.DictReader(next(f for f in files if f.name.endswith("_Tables.csv")).open()))
     assert sorted(r["table_name"] for r in rows) == ["part_addressable_ids", "part_seg_alpha_a", "part_seg_beta_a",
                                                      "part_seg_gamma_a"]
+
+
+def test_no_credentials_anywhere(unseen_lake, latest_run):
+    """Run, Pipes messages, event log, compute logs, report, lake: none holds the environment's keys."""
+    home, proc = latest_run
+    assert leaked({"stdout": proc.stdout, "stderr": proc.stderr}, home) == []
+    assert leaked({}, unseen_lake) == []
+    assert any((home / "dagster").rglob("*.db"))  # the event log was searched
