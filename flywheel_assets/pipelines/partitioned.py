@@ -29,7 +29,7 @@ infobase_split_part = split_asset(
         "csv_file": settings.INFOBASE_PART_MAPPING,
     },
     description="Step 1: the infobase snapshot split into <table>/snapshot_dt=<d>/ under "
-    "split_part/infobase_attributes/; other snapshots are left untouched (dynamic partition overwrite).",
+    "split_part/infobase_attributes/; other snapshots are left untouched.",
 )
 
 addressable_split_part = split_asset(
