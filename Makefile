@@ -19,3 +19,7 @@ test: setup
 # 3. Open the Dagster UI on the same local instance (http://127.0.0.1:3000).
 ui: setup
 	bin/flywheel ui
+
+# 4. The benchmark suite (under 15 minutes here at default sizes); results in docs/benchmarks.md.
+bench: setup
+	$(BIN)/python -m benchmarks

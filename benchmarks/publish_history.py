@@ -1,31 +1,20 @@
-"""Publishing snapshot N+1 as history grows: default mode (register exactly the new partition)
-against MSCK REPAIR TABLE, with 1, 30 and 300 snapshots already registered.
-
-    python -m benchmarks.publish_history [--history 1,30,300] [--trials 5]
-
-Runs on the local Spark server of a temporary home (or FLYWHEEL_SPARK_REMOTE) and appends its
-table to docs/benchmarks.md.
-"""
+"""Benchmark 3: publishing snapshot N+1 as history grows: default mode (register exactly the new
+partition) against MSCK REPAIR TABLE, with 1, 30 and 365 snapshots already registered, on the
+local catalog."""
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import os
-import platform
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from flywheel_assets.catalog.local import LocalCatalog, close_sessions
+from benchmarks.harness import table
+from flywheel_assets.catalog.local import LocalCatalog
 from flywheel_assets.catalog.names import Column, TableSpec
-from flywheel_assets.local_spark import LocalSpark, SparkServer
-
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 
 def dates(start: dt.date, count: int) -> list[str]:
@@ -60,48 +49,21 @@ def measure(catalog: LocalCatalog, root: Path, history: int, trials: int) -> tup
     return statistics.median(add_times), statistics.median(msck_times)
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--history", default="1,30,300")
-    parser.add_argument("--trials", type=int, default=5)
-    args = parser.parse_args(argv)
-    histories = [int(h) for h in args.history.split(",")]
-    with tempfile.TemporaryDirectory() as tmp:
-        remote = os.environ.get("FLYWHEEL_SPARK_REMOTE", "")
-        server = None if remote else SparkServer(Path(tmp) / "spark")
-        catalog = LocalCatalog(database="bench_publish", server=LocalSpark(home=str(Path(tmp) / "spark"), remote=remote))
-        try:
-            catalog.ensure_database(catalog.database)
-            measure(catalog, Path(tmp) / "warmup", 1, 2)  # JIT and metastore caches warm for every cell
-            results = {h: measure(catalog, Path(tmp) / f"data_{h}", h, args.trials) for h in histories}
-        finally:
-            close_sessions()
-            if server:
-                server.stop()
-    base_add = results[histories[0]][0]
-    lines = [
-        "## Publishing snapshot N+1 as history grows (local catalog)",
-        "",
-        f"`python -m benchmarks.publish_history` on {platform.machine()}, {os.cpu_count()} cores; "
-        f"median of {args.trials} publications per cell; baseline: default mode with {histories[0]} snapshot(s) registered.",
-        "",
-        "| snapshots registered | default mode (s) | vs baseline | MSCK REPAIR (s) | MSCK / default |",
-        "|---:|---:|---:|---:|---:|",
-    ]
-    for h in histories:
-        add, msck = results[h]
-        lines.append(f"| {h} | {add:.3f} | {add / base_add:.2f}x | {msck:.3f} | {msck / add:.1f}x |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    DOCS.parent.mkdir(exist_ok=True)
-    existing = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n\n"
-    marker = "## Publishing snapshot N+1"
-    if marker in existing:
-        head, _, rest = existing.partition(marker)
-        tail = rest.split("\n## ", 1)
-        existing = head + (("## " + tail[1]) if len(tail) > 1 else "")
-    DOCS.write_text(existing.rstrip() + "\n\n" + text)
-
-
-if __name__ == "__main__":
-    main()
+def run(bench, work: Path, histories=(1, 30, 365), trials: int = 5) -> tuple[str, dict]:
+    catalog = bench.catalog("bench_publish")
+    catalog.ensure_database(catalog.database)
+    measure(catalog, work / "publish-warmup", 1, 2)  # JIT and metastore caches warm for every cell
+    results = {h: measure(catalog, work / f"publish-{h}", h, trials) for h in histories}
+    base = results[histories[0]][0]
+    rows = [[h, f"{add:.3f}", f"{add / base:.2f}x", f"{msck:.3f}", f"{msck / add:.1f}x"]
+            for h, (add, msck) in results.items()]
+    body = table(["snapshots registered", "default mode (s)", "vs baseline", "MSCK REPAIR (s)", "MSCK / default"], rows)
+    x = ", ".join(str(h) for h in histories)
+    body += (f"\n\nMedian of {trials} publications per cell; baseline: default mode with {histories[0]} snapshot "
+             "registered.\n\n```mermaid\nxychart-beta\n    title \"seconds to make snapshot N+1 queryable\"\n"
+             f"    x-axis \"snapshots already registered\" [{x}]\n    y-axis \"seconds\"\n"
+             f"    line [{', '.join(f'{results[h][0]:.3f}' for h in histories)}]\n"
+             f"    line [{', '.join(f'{results[h][1]:.3f}' for h in histories)}]\n```\n\n"
+             "Lower line: default mode (`ALTER TABLE ... ADD PARTITION` of exactly the new snapshot); upper: "
+             "`MSCK REPAIR TABLE`, which lists every partition folder.")
+    return body, {f"add_{h}": a for h, (a, _) in results.items()} | {f"msck_{h}": m for h, (_, m) in results.items()}

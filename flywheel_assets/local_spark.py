@@ -70,10 +70,12 @@ def _locked(path: Path):
 
 
 class SparkServer:
-    def __init__(self, home: str | Path, master: str = "local[2]", driver_memory: str = "4g"):
+    def __init__(self, home: str | Path, master: str = "local[2]", driver_memory: str = "4g",
+                 conf: dict[str, str] | None = None):
         self.home = Path(home)
         self.master = master
         self.driver_memory = driver_memory
+        self.extra_conf = conf or {}  # e.g. the benchmarks turn the UI (and its metrics API) on
         self.state_file = self.home / "server.json"
 
     def _state(self) -> dict | None:
@@ -103,6 +105,7 @@ class SparkServer:
             # A metastore locked by another JVM fails fast; the catalog retries it visibly.
             "spark.hadoop.hive.hmshandler.retry.attempts": "1",
             "spark.hadoop.hive.hmshandler.retry.interval": "100ms",
+            **self.extra_conf,
         }
         cmd = [str(spark_submit()), "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
                "--name", "flywheel-local-spark", "--master", self.master]

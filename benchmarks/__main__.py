@@ -1,0 +1,79 @@
+"""The benchmark suite: `make bench` or `python -m benchmarks [--rows N ...] [--only split,join]`.
+
+Every benchmark reports ratios against a baseline measured in the same run and replaces its own
+section of docs/benchmarks.md; the header records the machine, the sizes and the total time.
+The generated source lake is kept in --work (default ~/.cache/flywheel/bench) and reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks import bucketed_join, end_to_end, publish_history, sensor_tick, split_floor
+from benchmarks.harness import DOCS, bench_home, machine, timed, write_section
+
+TITLES = {
+    "split": "1. Split job vs the pyarrow floor",
+    "join": "2. Bucketed join vs the ext-table join",
+    "publish": "3. Publishing snapshot N+1 as history grows",
+    "e2e": "4. End to end: `flywheel run` on the sample lake",
+    "sensor": "5. Sensor tick",
+}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=500_000)
+    parser.add_argument("--attributes", type=int, default=260, help="mapped attribute columns")
+    parser.add_argument("--tables", type=int, default=26)
+    parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--only", default=",".join(TITLES), help=f"comma-separated: {', '.join(TITLES)}")
+    parser.add_argument("--work", default=str(Path.home() / ".cache" / "flywheel" / "bench"))
+    args = parser.parse_args(argv)
+    chosen = [c.strip() for c in args.only.split(",")]
+    unknown = set(chosen) - set(TITLES)
+    if unknown:
+        parser.error(f"unknown benchmark(s) {', '.join(sorted(unknown))}; choose from {', '.join(TITLES)}")
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    lake_s, lake = timed(split_floor.make_lake, work / f"lake-{args.rows}x{args.attributes}x{args.tables}",
+                         args.rows, args.attributes, args.tables)
+    print(f"source lake ready in {lake_s:.0f} s: {lake}", flush=True)
+    figures = {}
+    with tempfile.TemporaryDirectory(dir=work) as tmp, bench_home(Path(tmp)) as bench:
+        for name in chosen:
+            print(f"running {name} ...", flush=True)
+            t0 = time.perf_counter()
+            if name == "split":
+                body, figures[name] = split_floor.run(bench, Path(tmp), lake)
+            elif name == "join":
+                body, figures[name] = bucketed_join.run(bench, lake, trials=args.trials)
+            elif name == "publish":
+                body, figures[name] = publish_history.run(bench, Path(tmp), trials=max(args.trials, 5))
+            elif name == "e2e":
+                body, figures[name] = end_to_end.run(bench, Path(tmp))
+            else:
+                body, figures[name] = sensor_tick.run(Path(tmp), trials=max(args.trials, 5))
+            took = time.perf_counter() - t0
+            write_section(TITLES[name], body + f"\n\n_{took:.0f} s to measure._")
+            print(body + "\n", flush=True)
+    total = time.perf_counter() - started
+    header = (f"# Benchmarks\n\nWritten by `make bench` (`python -m benchmarks`) on {dt.date.today().isoformat()}: "
+              f"{total / 60:.1f} min in all ({', '.join(chosen)}), sizes `--rows {args.rows} --attributes "
+              f"{args.attributes} --tables {args.tables}`.\n\nMachine: {machine()}.\n")
+    text = DOCS.read_text()
+    DOCS.write_text(header + "\n" + text[text.index("\n## "):].lstrip("\n") if "\n## " in text else header)
+    (work / "last_figures.json").write_text(json.dumps(figures, indent=1, default=str))
+    print(f"done in {total / 60:.1f} min; results in {DOCS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Benchmark 4: `flywheel run` on the default sample lake, and where its time goes.
+
+The run is the README's: `flywheel demo-data` then `flywheel run --snapshot latest`, in a fresh
+FLYWHEEL_HOME, against the benchmark's (already warm) Spark server. From the run's event log:
+- per asset, the step's time, and the Spark work in it (split assets: the job's own `job_seconds`
+  from session to result; catalog assets: the whole step is catalog/Spark SQL work);
+- step overhead: step time minus Spark work (job process start, imports, Pipes);
+- outside steps: wall time when no step was running (CLI start, run start, step processes).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.harness import Bench, table
+
+SPLIT = ("infobase_split", "addressable_bucket", "infobase_split_part", "addressable_split_part")
+
+
+def flywheel(home: Path, url: str, *args: str, extra_env: dict | None = None) -> float:
+    env = {**os.environ, "FLYWHEEL_HOME": str(home), "FLYWHEEL_SPARK_REMOTE": url, "FLYWHEEL_ENV": "local",
+           **(extra_env or {})}
+    env.pop("DAGSTER_HOME", None)
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "flywheel_assets.cli", *args], env=env, capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"flywheel {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return time.perf_counter() - started
+
+
+def union_seconds(intervals: list[tuple[float, float]]) -> float:
+    total, end = 0.0, None
+    for a, b in sorted(intervals):
+        if end is None or a > end:
+            total += b - a
+            end = b
+        elif b > end:
+            total += b - end
+            end = b
+    return total
+
+
+def breakdown(home: Path) -> tuple[list[list], dict]:
+    from dagster import DagsterEventType, DagsterInstance
+
+    instance = DagsterInstance.from_config(str(home / "dagster"))
+    run = instance.get_runs(limit=1)[0]
+    stats = {s.step_key: s for s in instance.get_run_step_stats(run.run_id)}
+    work = {s: stats[s].end_time - stats[s].start_time for s in stats}
+    for record in instance.get_records_for_run(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION).records:
+        mat = record.asset_materialization
+        name = mat.asset_key.to_user_string()
+        if name in SPLIT:
+            work[name] = mat.metadata["job_seconds"].value
+    rows = []
+    for step in sorted(stats, key=lambda s: stats[s].start_time):
+        seconds = stats[step].end_time - stats[step].start_time
+        rows.append([step, f"{seconds:.1f}", f"{work[step]:.1f}", f"{seconds - work[step]:.1f}"])
+    intervals = [(s.start_time, s.end_time) for s in stats.values()]
+    totals = {"steps_union": union_seconds(intervals), "step_seconds": sum(b - a for a, b in intervals),
+              "work_seconds": sum(work.values()), "run_seconds": run_duration(instance, run.run_id)}
+    return rows, totals
+
+
+def run_duration(instance, run_id: str) -> float:
+    record = instance.get_run_record_by_id(run_id)
+    return record.end_time - record.start_time
+
+
+def run(bench: Bench, work: Path, label: str = "", extra_env: dict | None = None) -> tuple[str, dict]:
+    home = work / f"e2e-home{label}"
+    flywheel(home, bench.url, "demo-data")
+    wall = flywheel(home, bench.url, "run", "--snapshot", "latest", extra_env=extra_env)
+    rows, totals = breakdown(home)
+    outside = wall - totals["steps_union"]
+    overhead = totals["step_seconds"] - totals["work_seconds"]
+    figures = {"wall": wall, **totals, "outside_steps": outside, "step_overhead": overhead,
+               "work_share": totals["work_seconds"] / totals["step_seconds"]}
+    body = table(["asset (in start order)", "step (s)", "Spark/catalog work (s)", "overhead in step (s)"], rows)
+    body += "\n\n" + table(["whole run", "seconds"], [
+        ["`flywheel run --snapshot latest` wall time", f"{wall:.1f}"],
+        ["Dagster run (start to end)", f"{totals['run_seconds']:.1f}"],
+        ["time with at least one step running", f"{totals['steps_union']:.1f}"],
+        ["outside any step (CLI and Python start-up, run and step process start)", f"{outside:.1f}"],
+        ["sum of steps / of which Spark or catalog work", f"{totals['step_seconds']:.1f} / {totals['work_seconds']:.1f}"],
+        ["step overhead (job process start, imports, Pipes)", f"{overhead:.1f}"],
+    ])
+    return body, figures

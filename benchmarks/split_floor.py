@@ -1,0 +1,109 @@
+"""Benchmark 1: the split job against its physical floor.
+
+The same snapshot is split (a) by the Spark job (``run_split``, on the local Spark server, as
+`flywheel run` does) and (b) by a single-pass pyarrow program that reads the source once and
+writes the same tables, same columns, same format and compression (parquet, snappy), one table
+per core at a time. Spark's stage metrics give the bytes it read and shuffled.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from benchmarks.harness import Bench, table, timed
+
+MB = 1024 * 1024
+
+
+def make_lake(root: Path, rows: int, attributes: int, tables: int, files: int = 8) -> Path:
+    from flywheel_assets.demo_data import DemoSpec, write_demo_lake
+
+    if not (root / "_complete").exists():
+        shutil.rmtree(root, ignore_errors=True)
+        write_demo_lake(root, DemoSpec(rows=rows, attributes=attributes + 8, tables=tables, unmapped=8,
+                                       snapshots=1, files_per_snapshot=files))
+        (root / "_complete").write_text("")
+    return root
+
+
+def pyarrow_split(source: Path, mapping, target: Path, threads: int) -> None:
+    """The floor: read every column once, write each table (a projection) as one snappy parquet file."""
+    import pyarrow.parquet as pq
+
+    from flywheel_assets.spark_jobs.mapping import KEY_COLUMN
+
+    data = pq.read_table(source)
+    original = {c.strip().lower(): c for c in data.column_names}
+
+    def write(item):
+        name, columns = item
+        columns = [KEY_COLUMN, *columns]
+        out = data.select([original[c] for c in columns]).rename_columns(columns)
+        (target / name).mkdir(parents=True, exist_ok=True)
+        pq.write_table(out, target / name / "part-00000.snappy.parquet", compression="snappy")
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(write, mapping.tables.items()))
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.name.startswith(("_", ".")))
+
+
+def run(bench: Bench, work: Path, lake: Path, target_mb: int = 128) -> tuple[str, dict]:
+    from flywheel_assets import settings
+    from flywheel_assets.spark_jobs.mapping import load_mapping
+    from flywheel_assets.spark_jobs.snapshots import list_snapshots
+    from flywheel_assets.spark_jobs.split import JOBS, run_split
+
+    source_root = lake / settings.INFOBASE_RAW
+    snapshot = list_snapshots(str(source_root))[-1]
+    source = source_root / f"snapshot_dt={snapshot}"
+    source_bytes = folder_bytes(source)
+    mapping = load_mapping(str(lake / settings.INFOBASE_BUCKET_MAPPING))
+    rows = sum(f.metadata.num_rows for f in map(pq.ParquetFile, sorted(source.glob("*.parquet"))))
+    attributes, tables = len(mapping.columns()), len(mapping.tables)
+    spark = bench.session()
+    job = JOBS["infobase_split_and_bucket"]
+    target = lake / settings.SPLIT_CLUSTER_INFOBASE  # left in place for the join benchmark
+
+    # warm the server (JIT, class loading) as a long-lived server is: one untimed run
+    run_split(spark, job, str(source_root), str(work / "out-warmup"), snapshot, mapping, target_mb * MB)
+    shutil.rmtree(work / "out-warmup")
+
+    before = bench.stage_totals()
+    spark_s, result = timed(run_split, spark, job, str(source_root), str(target), snapshot, mapping, target_mb * MB)
+    metrics = {k: v - before[k] for k, v in bench.stage_totals().items()}
+    floor_s, _ = timed(pyarrow_split, source, mapping, work / "out-floor", 2)
+
+    ideal = {t.name: max(1, math.ceil(t.bytes / (target_mb * MB))) for t in result.tables}
+    at_ideal = sum(1 for t in result.tables if t.files == ideal[t.name])
+    spark_out, floor_out = folder_bytes(target), folder_bytes(work / "out-floor")
+    shutil.rmtree(work / "out-floor")
+    figures = {
+        "spark_s": spark_s, "floor_s": floor_s, "ratio": spark_s / floor_s,
+        "source_bytes": source_bytes, "read_bytes": metrics["inputBytes"],
+        "read_ratio": metrics["inputBytes"] / source_bytes, "shuffle_bytes": metrics["shuffleWriteBytes"],
+        "tables": len(result.tables), "at_ideal": at_ideal,
+        "max_files": max(t.files for t in result.tables), "spark_out": spark_out, "floor_out": floor_out,
+    }
+    body = table(
+        ["measure", "value"],
+        [
+            ["snapshot", f"{rows:,} rows x {attributes} mapped attribute columns (+8 unmapped) in {tables} tables, "
+                         f"{source_bytes / MB:.0f} MB parquet in 8 files"],
+            ["Spark split job (run_split on the local server)", f"{spark_s:.1f} s"],
+            ["pyarrow single pass (floor)", f"{floor_s:.1f} s"],
+            ["**Spark / floor**", f"**{spark_s / floor_s:.2f}x**"],
+            ["source bytes read / source size", f"{metrics['inputBytes'] / source_bytes:.2f}"],
+            ["shuffle bytes written", f"{metrics['shuffleWriteBytes']:,}"],
+            ["tables with the ideal file count (ceil(size / target_file_mb))", f"{at_ideal} / {len(result.tables)}"],
+            ["output size, Spark / pyarrow", f"{spark_out / MB:.1f} MB / {floor_out / MB:.1f} MB"],
+        ],
+    )
+    return body, figures
