@@ -52,8 +52,8 @@ def measure(catalog: LocalCatalog, root: Path, history: int, trials: int) -> tup
 def run(bench, work: Path, histories=(1, 30, 365), trials: int = 5) -> tuple[str, dict]:
     catalog = bench.catalog("bench_publish")
     catalog.ensure_database(catalog.database)
-    measure(catalog, work / "publish-warmup", 1, 2)  # JIT and metastore caches warm for every cell
-    results = {h: measure(catalog, work / f"publish-{h}", h, trials) for h in histories}
+    measure(catalog, work / "publish_warmup", 1, 2)  # JIT and metastore caches warm for every cell
+    results = {h: measure(catalog, work / f"publish_{h}", h, trials) for h in histories}
     base = results[histories[0]][0]
     rows = [[h, f"{add:.3f}", f"{add / base:.2f}x", f"{msck:.3f}", f"{msck / add:.1f}x"]
             for h, (add, msck) in results.items()]

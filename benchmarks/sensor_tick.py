@@ -55,9 +55,12 @@ def tick_seconds(data_root: str, handled: list[str], new: str, trials: int) -> f
 
 
 def run(work: Path, counts=(10, 1000), trials: int = 5) -> tuple[str, dict]:
+    import logging
+
     import boto3
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
     results = {}
     for count in counts:
         root = work / f"sensor-lake-{count}"

@@ -14,7 +14,7 @@ from flywheel_assets.partitions import snapshot_partitions
 from flywheel_assets.resources import Lake, SparkJobRunner
 from flywheel_assets.spark_jobs import storage
 from flywheel_assets.spark_jobs.checks import BLOCKING, WARNING
-from flywheel_assets.spark_jobs.split import BUCKET, JOBS, METADATA_FILE
+from flywheel_assets.spark_jobs.split import BUCKET, DEFAULT_WRITE_PARALLELISM, JOBS, METADATA_FILE
 
 
 CHECK_DESCRIPTIONS = {
@@ -41,6 +41,9 @@ class SplitConfig(Config):
     target_file_mb: int = Field(
         default=settings.DEFAULT_TARGET_FILE_MB, description="Dynamic file sizing: target size of one output file"
     )
+    write_parallelism: int = Field(
+        default=DEFAULT_WRITE_PARALLELISM, description="Tables the Spark job writes at the same time"
+    )
     allow_rollback: bool = Field(
         default=False, description="Bucket layout (one current snapshot): allow publishing a snapshot older "
         "than the one it holds",
@@ -52,6 +55,7 @@ class SplitConfig(Config):
             "SOURCE_PATH": lake.resolve(self.source_path),
             "TARGET_PATH": lake.resolve(self.target_path),
             "TARGET_FILE_MB": str(self.target_file_mb),
+            "WRITE_PARALLELISM": str(self.write_parallelism),
         }
         if self.csv_file:
             args["CSV_FILE"] = lake.resolve(self.csv_file)

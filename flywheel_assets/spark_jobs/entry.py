@@ -11,7 +11,7 @@ from flywheel_assets.spark_jobs.errors import FlywheelInputError
 from flywheel_assets.spark_jobs.mapping import load_mapping
 from flywheel_assets.spark_jobs.runtime import open_pipes, parse_args, positive_int, spark_session
 from flywheel_assets.spark_jobs.snapshots import LATEST
-from flywheel_assets.spark_jobs.split import JOBS, SplitResult, run_split
+from flywheel_assets.spark_jobs.split import DEFAULT_WRITE_PARALLELISM, JOBS, SplitResult, run_split
 
 ARGUMENTS = {
     "SNAPSHOT_DT": LATEST,
@@ -19,6 +19,7 @@ ARGUMENTS = {
     "TARGET_PATH": None,
     "CSV_FILE": None,
     "TARGET_FILE_MB": "128",
+    "WRITE_PARALLELISM": str(DEFAULT_WRITE_PARALLELISM),
 }
 
 
@@ -61,6 +62,7 @@ def main(job_name: str, argv: list[str] | None = None) -> SplitResult:
             result = run_split(
                 spark, job, args["SOURCE_PATH"], args["TARGET_PATH"], args["SNAPSHOT_DT"],
                 mapping, target_bytes, log=pipes.log,
+                write_parallelism=positive_int(args["WRITE_PARALLELISM"], "WRITE_PARALLELISM"),
             )
         except FlywheelInputError as exc:
             pipes.log.error(str(exc))

@@ -7,6 +7,8 @@ first byte is written.
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
@@ -18,6 +20,7 @@ from flywheel_assets.spark_jobs.runtime import spark_path
 from flywheel_assets.spark_jobs.snapshots import list_snapshots, resolve_snapshot, snapshot_path
 
 BUCKET, PART = "bucket", "part"
+DEFAULT_WRITE_PARALLELISM = 8  # tables written at once
 METADATA_FILE = publish.METADATA_FILE
 
 
@@ -198,11 +201,16 @@ def run_split(
     mapping: Optional[Mapping],
     target_file_bytes: int,
     log=None,
+    write_parallelism: int = DEFAULT_WRITE_PARALLELISM,
 ) -> SplitResult:
-    from pyspark import StorageLevel
     from pyspark.sql import functions as F  # noqa: N812
 
-    say = log.info if log else (lambda msg: None)
+    lock = threading.Lock()  # tables report from several threads
+
+    def say(msg: str) -> None:
+        if log:
+            with lock:
+                log.info(msg)
     if job.mapping == "required" and mapping is None:
         raise FlywheelInputError(f"{job.name} needs a mapping file (--CSV_FILE)")
     snapshot = resolve_snapshot(source, requested_snapshot)
@@ -219,32 +227,38 @@ def run_split(
     say(f"{job.name}: snapshot {snapshot}, {len(files)} source files, {len(plans)} tables, "
         f"{len(unmapped)} unmapped columns")
 
-    # Read the source once: every table is a projection of this cache.
-    cached = df.persist(StorageLevel.MEMORY_AND_DISK)
+    # One pass over the key column only (parquet is columnar): row count and null/blank keys.
     key = F.col(KEY_COLUMN)
-    counts = cached.agg(F.count(F.lit(1)).alias("rows"),  # this pass fills the cache
-                        F.sum(F.when(key.isNull() | (F.trim(key.cast("string")) == ""), 1).otherwise(0)).alias("bad"))
+    counts = df.select(key).agg(F.count(F.lit(1)).alias("rows"),
+                                F.sum(F.when(key.isNull() | (F.trim(key.cast("string")) == ""), 1).otherwise(0)).alias("bad"))
     counts = counts.collect()[0]
     source_rows, bad_keys = counts["rows"], counts["bad"] or 0
     if source_rows == 0:
-        cached.unpersist()
         raise FlywheelInputError(f"snapshot {folder} is empty: 0 rows")
     result = SplitResult(job.name, snapshot, source, target, source_rows, sum(s for _, s in files), unmapped, bad_keys)
     # Every table is written aside and moved into place only when all are written and the blocking
     # checks pass: a failed or killed run leaves what was published as it was (see publish.py).
     publish.recover(target, None if job.layout == BUCKET else snapshot, say)
     run = publish.new_run(target, snapshot)
+
+    def write(p: TablePlan) -> TableResult:
+        # Each table reads only its own columns from the source (no cache: the tables split the
+        # columns, so the source is read about once in all). One file: no shuffle; several: a
+        # round-robin shuffle makes them even-sized.
+        out = df.select(*p.columns)
+        out = out.coalesce(1) if p.files == 1 else out.repartition(p.files)
+        written = storage.join(run, relative(target, p.path))
+        out.write.mode("overwrite").parquet(spark_path(written))
+        stats = sizing.folder_stats(written)
+        say(f"{p.name}: {stats.rows} rows, {stats.files} files, {stats.bytes} bytes")
+        return TableResult(p.name, p.path, stats.rows, stats.files, stats.bytes, len(p.columns), p.files,
+                           stats.columns, p.columns)
+
     try:
-        for p in plans:
-            out = cached.select(*p.columns)
-            # One file: no shuffle. Several: a round-robin shuffle makes them even-sized.
-            out = out.coalesce(1) if p.files == 1 else out.repartition(p.files)
-            written = storage.join(run, relative(target, p.path))
-            out.write.mode("overwrite").parquet(spark_path(written))
-            stats = sizing.folder_stats(written)
-            result.tables.append(TableResult(p.name, p.path, stats.rows, stats.files, stats.bytes, len(p.columns),
-                                             p.files, stats.columns, p.columns))
-            say(f"{p.name}: {stats.rows} rows, {stats.files} files, {stats.bytes} bytes")
+        # Tables are written concurrently: a one-file table is one task, so one at a time would
+        # leave every other core (or Glue worker) idle.
+        with ThreadPoolExecutor(max_workers=write_parallelism) as pool:
+            result.tables = list(pool.map(write, plans))
         failed = blocking_failures(result)
         if failed:
             say(f"not published: blocking checks failed: {', '.join(failed)}; {target} keeps what it had")
@@ -256,8 +270,6 @@ def run_split(
     except BaseException:
         publish.discard(run)
         raise
-    finally:
-        cached.unpersist()
     return result
 
 
