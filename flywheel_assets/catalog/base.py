@@ -55,6 +55,10 @@ class Catalog(ConfigurableResource):
         """Every registered ``snapshot_dt`` partition as (value, location)."""
         raise NotImplementedError
 
+    def partition_values(self, database: str, table: str) -> list[str]:
+        """Every registered ``snapshot_dt`` value, without locations (one call, however many)."""
+        return [value for value, _ in self.partitions(database, table)]
+
     def repair(self, database: str, tables: list[str], max_concurrency: int, poll_interval: float) -> None:
         """MSCK REPAIR TABLE: discover every partition folder (explicit repair mode)."""
         raise NotImplementedError

@@ -178,11 +178,15 @@ class LocalCatalog(Catalog):
         name = qualified(database, table)
         return bool(self.sql(f"SHOW PARTITIONS {name} PARTITION (snapshot_dt = '{partition_value(value)}')").collect())
 
+    def partition_values(self, database: str, table: str) -> list[str]:
+        rows = self.sql(f"SHOW PARTITIONS {qualified(database, table)}").collect()
+        return sorted(partition_value(row[0].split("=", 1)[1]) for row in rows)
+
     def partitions(self, database: str, table: str) -> list[tuple[str, str]]:
+        """Spark SQL has no bulk form: one DESCRIBE per partition (the report's cost, not publishing's)."""
         name = qualified(database, table)
         out = []
-        for row in self.sql(f"SHOW PARTITIONS {name}").collect():
-            value = partition_value(row[0].split("=", 1)[1])
+        for value in self.partition_values(database, table):
             details = self.sql(f"DESCRIBE TABLE EXTENDED {name} PARTITION (snapshot_dt = '{value}')").collect()
             loc = next((r[1] for r in details if r[0] == "Location"), "")
             out.append((value, _plain_location(loc)))

@@ -20,7 +20,8 @@ BUCKETED = AssetCheckSpec("bucket_spec", asset="bucketed_tables", blocking=True,
                           description="every bucketed table: bucket column and count as configured, data files "
                           "in its location, comment snapshot = partition")
 PARTITIONS = AssetCheckSpec("partitions_match_data", asset="prepared_part_tables", blocking=True,
-                            description="every registered partition has data in its table's snapshot folder")
+                            description="every registered partition has its snapshot_dt= folder in the table's "
+                            "location, and the new one has data files")
 UNREGISTERED = AssetCheckSpec("written_partitions_registered", asset="prepared_part_tables", blocking=False,
                               description="every snapshot folder written is registered (a warning: another "
                               "snapshot's run may be between its split and its registration)")
@@ -80,21 +81,19 @@ def bucketed_tables_match(catalog: Catalog, database: str, built: list[str], col
 
 
 def partitions_match(catalog: Catalog, database: str, tables: list[TableInfo], snapshot: str) -> list[AssetCheckResult]:
-    """One listing per table (the snapshot folders) plus the new partition's data files."""
+    """Registered values against the table's ``snapshot_dt=`` folders: one catalog call and one
+    listing per table however long the history, plus the new partition's data files."""
     problems, unregistered_by_table = {}, {}
     for t in tables:
-        registered = dict(catalog.partitions(database, t.name))
+        registered = set(catalog.partition_values(database, t.name))
         on_storage = set(list_snapshots(t.location))
         found = []
-        stray = [v for v, loc in registered.items() if loc != location(storage.join(t.location, f"snapshot_dt={v}"))]
-        if stray:
-            found.append(f"partitions registered outside the table folder: {', '.join(stray)}")
-        if missing := sorted(set(registered) - on_storage):
+        if missing := sorted(registered - on_storage):
             found.append(f"registered without data: {', '.join(missing)}")
-        if snapshot in registered and not sizing.data_files(registered[snapshot]):
+        if snapshot in registered and not sizing.data_files(storage.join(t.location, f"snapshot_dt={snapshot}")):
             found.append(f"snapshot_dt={snapshot} has no data files")
         if found:
             problems[t.name] = "; ".join(found)
-        if unregistered := sorted(on_storage - set(registered)):
+        if unregistered := sorted(on_storage - registered):
             unregistered_by_table[t.name] = f"written but not registered: {', '.join(unregistered)}"
     return [result(PARTITIONS, problems, len(tables)), result(UNREGISTERED, unregistered_by_table, len(tables))]
