@@ -1,9 +1,9 @@
 """The local Spark server: one per FLYWHEEL_HOME, however many processes ask at once."""
 
 import json
-import os
 import subprocess
 import sys
+from pathlib import Path
 
 from flywheel_assets.local_spark import SparkServer
 
@@ -24,12 +24,8 @@ def test_concurrent_starts_share_one_server_and_stop_ends_it(tmp_path):
     finally:
         assert server.stop()
     assert server.running_url() is None
-    try:
-        os.kill(state["pid"], 0)
-        alive = True
-    except ProcessLookupError:
-        alive = False
-    assert not alive
+    stat = Path(f"/proc/{state['pid']}/stat")
+    assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"  # gone, or exited unreaped
 
 
 def test_metastore_locked_by_another_jvm_is_waited_for_then_reported(tmp_path):
