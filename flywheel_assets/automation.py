@@ -25,7 +25,7 @@ from flywheel_assets.partitions import snapshot_partitions
 from flywheel_assets.pipelines.split import DEFAULTS, raw_sources
 from flywheel_assets.resources import Lake
 from flywheel_assets.settings import get_settings
-from flywheel_assets.spark_jobs import storage
+from flywheel_assets.spark_jobs import publish, storage
 from flywheel_assets.spark_jobs.snapshots import list_snapshots, snapshot_path
 
 SUCCESS_MARKER = "_SUCCESS"
@@ -60,9 +60,7 @@ def bucketed_assets() -> list[AssetKey]:
 
 def published_bucket_snapshot(lake: Lake) -> str | None:
     """The snapshot the bucketed pipeline's current tables hold (one at a time)."""
-    text = storage.read_text(storage.join(lake.resolve(DEFAULTS["infobase_split"]["target_path"]),
-                                          "metadata", "snapshot_dt.txt"))
-    return text.strip() if text else None
+    return publish.published_snapshot(lake.resolve(DEFAULTS["infobase_split"]["target_path"]))
 
 
 def run_request(snapshot: str, current: str | None, all_assets: list[AssetKey]) -> RunRequest:

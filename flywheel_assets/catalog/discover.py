@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flywheel_assets.catalog.names import Column, column_name, hive_type
-from flywheel_assets.spark_jobs import sizing, storage
+from flywheel_assets.spark_jobs import publish, sizing, storage
 from flywheel_assets.spark_jobs.errors import FlywheelInputError
 from flywheel_assets.spark_jobs.snapshots import list_snapshots
 
@@ -19,10 +19,10 @@ def table_folders(root: str) -> list[str]:
 
 
 def staged_snapshot(root: str) -> str:
-    text = storage.read_text(storage.join(root, METADATA_DIR, "snapshot_dt.txt"))
-    if text is None:
-        raise FlywheelInputError(f"{root} has no metadata/snapshot_dt.txt: run its split step first")
-    return text.strip()
+    snapshot = publish.published_snapshot(root)
+    if snapshot is None:
+        raise FlywheelInputError(f"{root} has no {publish.METADATA_FILE}: run its split step first")
+    return snapshot
 
 
 def parquet_columns(folder: str) -> list[Column]:

@@ -80,12 +80,13 @@ def bucketed_tables_match(catalog: Catalog, database: str, built: list[str], col
     return result(BUCKETED, problems, len(built))
 
 
-def partitions_match(catalog: Catalog, database: str, tables: list[TableInfo], snapshot: str) -> list[AssetCheckResult]:
-    """Registered values against the table's ``snapshot_dt=`` folders: one catalog call and one
-    listing per table however long the history, plus the new partition's data files."""
+def partitions_match(registered_by_table: dict[str, set[str]], tables: list[TableInfo],
+                     snapshot: str) -> list[AssetCheckResult]:
+    """Registered values (``Catalog.partition_values``: one call per table however long the
+    history) against the table's ``snapshot_dt=`` folders (one listing), plus the new partition's data files."""
     problems, unregistered_by_table = {}, {}
     for t in tables:
-        registered = set(catalog.partition_values(database, t.name))
+        registered = registered_by_table[t.name]
         on_storage = set(list_snapshots(t.location))
         found = []
         if missing := sorted(registered - on_storage):

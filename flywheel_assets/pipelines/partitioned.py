@@ -123,14 +123,15 @@ def prepared_part_tables(context: AssetExecutionContext, config: PreparePartTabl
     else:
         for t in tables:
             catalog.add_partitions(database, t.name, [(snapshot, storage.join(t.location, f"snapshot_dt={snapshot}"))])
-    missing = [t.name for t in tables if not catalog.has_partition(database, t.name, snapshot)]
+    registered = {t.name: set(catalog.partition_values(database, t.name)) for t in tables}
+    missing = [name for name, values in registered.items() if snapshot not in values]
     if missing:
         raise Failure(f"snapshot_dt={snapshot} is not registered in {', '.join(missing)}")
     return MaterializeResult(metadata={
         "database": database, "mode": config.mode, "tables": [t.name for t in tables],
         "table_count": len(tables), "snapshot_dt": snapshot,
         "registration_seconds": round(time.monotonic() - started, 3),
-    }, check_results=catalog_checks.partitions_match(catalog, database, tables, snapshot))
+    }, check_results=catalog_checks.partitions_match(registered, tables, snapshot))
 
 
 assets = [infobase_split_part, addressable_split_part, part_tables, prepared_part_tables]

@@ -12,9 +12,9 @@ from pydantic import Field, create_model
 from flywheel_assets import settings
 from flywheel_assets.partitions import snapshot_partitions
 from flywheel_assets.resources import Lake, SparkJobRunner
-from flywheel_assets.spark_jobs import storage
+from flywheel_assets.spark_jobs import publish
 from flywheel_assets.spark_jobs.checks import BLOCKING, WARNING
-from flywheel_assets.spark_jobs.split import BUCKET, DEFAULT_WRITE_PARALLELISM, JOBS, METADATA_FILE
+from flywheel_assets.spark_jobs.split import BUCKET, DEFAULT_WRITE_PARALLELISM, JOBS
 
 
 CHECK_DESCRIPTIONS = {
@@ -63,10 +63,10 @@ class SplitConfig(Config):
 
 
 def refuse_rollback(target: str, snapshot: str) -> None:
-    published = storage.read_text(storage.join(target, METADATA_FILE))
-    if published and snapshot < published.strip():
+    published = publish.published_snapshot(target)
+    if published and snapshot < published:
         raise Failure(
-            f"{target} holds snapshot_dt={published.strip()}, newer than {snapshot}: the bucketed pipeline keeps "
+            f"{target} holds snapshot_dt={published}, newer than {snapshot}: the bucketed pipeline keeps "
             "one current snapshot and this would roll it back. Set allow_rollback: true in this asset's run config "
             "to do it anyway."
         )

@@ -25,6 +25,12 @@ RETIRED = "_retired"  # the tables' previous files, deleted once the run is publ
 METADATA_FILE = "metadata/snapshot_dt.txt"
 
 
+def published_snapshot(target: str) -> str | None:
+    """The snapshot a bucket-layout target holds, or None if nothing was published there."""
+    text = storage.read_text(storage.join(target, METADATA_FILE))
+    return text.strip() if text else None
+
+
 def new_run(target: str, snapshot: str) -> str:
     """A fresh staging folder for one run."""
     return storage.join(target, STAGING, f"{snapshot}_{uuid.uuid4().hex[:12]}")

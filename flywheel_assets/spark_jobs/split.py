@@ -21,7 +21,6 @@ from flywheel_assets.spark_jobs.snapshots import list_snapshots, resolve_snapsho
 
 BUCKET, PART = "bucket", "part"
 DEFAULT_WRITE_PARALLELISM = 8  # tables written at once
-METADATA_FILE = publish.METADATA_FILE
 
 
 @dataclass(frozen=True)
