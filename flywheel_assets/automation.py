@@ -1,7 +1,8 @@
 """The graph running itself: a sensor that turns complete raw snapshots into partitions and runs.
 
-A snapshot is ready when its ``snapshot_dt=`` folder exists in every raw source and is complete
-there: it holds a ``_SUCCESS`` marker, or (for writers that leave none) data files and nothing
+A snapshot is ready when the infobase source has its ``snapshot_dt=`` folder, every other raw
+source has a snapshot on or before it (sources land on different days), and each folder used is
+complete: it holds a ``_SUCCESS`` marker, or (for writers that leave none) data files and nothing
 written for a quiet period, and no ``_temporary/`` folder. Each snapshot triggers once: the cursor
 remembers every snapshot handled, so a late snapshot (older than the newest) is still picked up.
 """
@@ -26,7 +27,7 @@ from flywheel_assets.pipelines.split import DEFAULTS, raw_sources
 from flywheel_assets.resources import Lake
 from flywheel_assets.settings import get_settings
 from flywheel_assets.spark_jobs import publish, storage
-from flywheel_assets.spark_jobs.snapshots import list_snapshots, snapshot_path
+from flywheel_assets.spark_jobs.snapshots import list_snapshots, partition_dates, snapshot_path, source_snapshots
 
 SUCCESS_MARKER = "_SUCCESS"
 
@@ -42,14 +43,21 @@ def is_complete(folder: str, quiet_seconds: float, now: float) -> bool:
     return bool(files) and max(e.mtime for e in files) <= now - quiet_seconds
 
 
-def ready_snapshots(sources: list[str], handled: set[str], quiet_seconds: float, now: float) -> list[str]:
-    """Snapshots not yet handled that are present and complete in every source, oldest first.
+def ready_snapshots(sources: dict[str, str], handled: set[str], quiet_seconds: float, now: float) -> list[str]:
+    """Partitions not yet handled that every source can serve with a complete snapshot, oldest
+    first: the infobase snapshot itself, and each other source's newest on or before it (a source
+    still writing that one is waited for).
 
-    One delimiter listing per source, plus a listing of each candidate's folder."""
-    listed = [set(list_snapshots(src)) for src in sources]
-    candidates = set.intersection(*listed) - handled if listed else set()
-    return sorted(d for d in candidates
-                  if all(is_complete(snapshot_path(src, d), quiet_seconds, now) for src in sources))
+    One delimiter listing per source, plus a listing of each snapshot folder a candidate uses."""
+    listed = {src: (match, list_snapshots(src)) for src, match in sources.items()}
+    ready = []
+    for date in partition_dates(listed):
+        if date in handled:
+            continue
+        used = source_snapshots(date, listed)
+        if all(is_complete(snapshot_path(src, found), quiet_seconds, now) for src, found in used.items()):
+            ready.append(date)
+    return ready
 
 
 def bucketed_assets() -> list[AssetKey]:

@@ -43,10 +43,11 @@ def cmd_demo_data(args, settings: Settings) -> int:
     from flywheel_assets.demo_data import DemoSpec, write_demo_lake
 
     root = args.root or settings.data_root
-    spec = DemoSpec(rows=args.rows, snapshots=args.snapshots, seed=args.seed, attributes=args.attributes)
+    spec = DemoSpec(rows=args.rows, snapshots=args.snapshots, seed=args.seed)
     info = write_demo_lake(root, spec)
-    print(f"sample lake at {info['root']}: snapshots {', '.join(info['snapshots'])}, "
-          f"{info['rows']} rows x {info['attributes']} attribute columns each")
+    print(f"sample lake at {info['root']}: infobase snapshots {', '.join(info['snapshots'])}, addressable "
+          f"snapshots {', '.join(info['addressable_snapshots'])}; {info['rows']} rows x {info['attributes']} "
+          f"attribute columns, {info['tables']} tables in the production-format mapping")
     return 0
 
 
@@ -179,8 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo-data", help="write the built-in sample lake (deterministic)")
     demo.add_argument("--root", help="lake root (default: FLYWHEEL_DATA_ROOT)")
-    demo.add_argument("--rows", type=int, default=5000, help="rows per snapshot")
-    demo.add_argument("--attributes", type=int, default=300, help="infobase attribute columns")
+    demo.add_argument("--rows", type=int, default=1000, help="rows per snapshot (the columns are production's)")
     demo.add_argument("--snapshots", type=int, default=2, help="number of snapshots (monthly)")
     demo.add_argument("--seed", type=int, default=7)
     demo.set_defaults(func=cmd_demo_data)

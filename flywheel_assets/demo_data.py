@@ -1,14 +1,23 @@
-"""The built-in sample data lake, in the run book's layout, deterministic for a given seed.
+"""The built-in sample data lake, shaped like production and deterministic for a given seed.
 
-- a wide infobase snapshot: ``Customer_User_id`` plus N mixed-case attribute columns of mixed
-  types (strings, ints, doubles, dates, booleans, some nulls), under ``snapshot_dt=YYYY-MM-DD/``;
-- the addressable-ids sources of both pipelines;
-- the three mapping CSVs (``IBE_01``... for the bucketed pipeline, ``ibe_01_a``... for the part one).
+What production really feeds the pipelines (../shared/reference/REAL_INPUTS.md), with synthetic
+content:
+- the infobase mapping in the production format: header
+  ``OMC_FLYWHEEL_TABLE,OMC_FLYWHEEL_COLUMN,FUNCTION_DESCRIPTION,OPUS_COLUMN,ELEMENT_NUMBER``, UTF-8
+  BOM, CRLF, quoted descriptions with commas, mis-encoded and empty descriptions; the key row first
+  in every table but one (``IBE_04_B``); the production table names and column counts (27 tables,
+  ``MIACS_02_A`` at exactly MAX_COLS = 100); the same file at both pipelines' mapping paths;
+- a wide infobase snapshot: ``Customer_User_id`` plus every mapped column under its uppercase OPUS
+  name (mixed types, some nulls), plus a few oddly named columns no table takes (``Spend $``);
+- the addressable-ids sources of both pipelines (no mapping, as in production), landing a day
+  before the infobase: each source has its own latest ``snapshot_dt``.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,26 +26,44 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from flywheel_assets import settings
+from flywheel_assets.spark_jobs.mapping import KEY_COLUMN
 
-WORDS = ["Income", "Age", "HOH", "Home", "Auto", "Travel", "Pet", "Sports", "Tech", "Finance",
-         "Health", "Garden", "Music", "Media", "Donor", "Credit", "Outdoor", "Fashion", "Food", "Wine"]
+# Production's infobase tables and their column counts, key included (REAL_INPUTS.md).
+PRODUCTION_TABLES = (
+    ("IBE_01", 97), ("IBE_01_A", 65), ("IBE_02", 93), ("IBE_02_A", 85), ("IBE_03", 96), ("IBE_03_A", 76),
+    ("IBE_04", 87), ("IBE_04_A", 86), ("IBE_04_B", 15), ("IBE_05", 95), ("IBE_05_A", 81), ("IBE_06", 62),
+    ("IBE_06_A", 51), ("IBE_08", 3), ("IBE_09", 87), ("MIACS_01", 93), ("MIACS_01_A", 12), ("MIACS_02", 98),
+    ("MIACS_02_A", 100), ("MIACS_02_B", 4), ("MIACS_03", 79), ("MIACS_03_A", 95), ("MIACS_03_B", 29),
+    ("MIACS_04", 23), ("NEW_BORROWERS", 18), ("N_A", 88), ("N_A_A", 50),
+)
+KEYLESS_TABLES = ("IBE_04_B",)  # production lists no key row for it; the split adds the key
+ODD_COLUMNS = ("Spend $", "Record Source", "ibe_legacy_flag")  # in the source, in no table
+HEADER = ["OMC_FLYWHEEL_TABLE", "OMC_FLYWHEEL_COLUMN", "FUNCTION_DESCRIPTION", "OPUS_COLUMN", "ELEMENT_NUMBER"]
+DESCRIPTIONS = ["Buying Activity - Dollars Spent - Total Last 1 Year", "Super Category - Automotive, Auto Parts and Accessories",
+                "Buying Activity - Number of Orders - Home D\u221a\u00a9cor", "", "Credit Card Use - Visa - Premium",
+                "Buying Activity - Weeks Since Last Order - $1,000+ Range", "Geo State Upper House District Code"]
 TYPES = ["string", "int", "double", "date", "bool"]
 FIRST_SNAPSHOT = dt.date(2024, 1, 15)
 
 
 @dataclass(frozen=True)
 class DemoSpec:
-    rows: int = 5000
-    attributes: int = 300
-    tables: int = 26
-    unmapped: int = 8  # attribute columns no table takes, reported by the split job
+    rows: int = 1000
+    tables: tuple = PRODUCTION_TABLES  # (table, columns with the key)
+    keyless: tuple = KEYLESS_TABLES
+    odd_columns: tuple = ODD_COLUMNS
     snapshots: int = 2
     files_per_snapshot: int = 2
     seed: int = 7
+    addressable_lag_days: int = 1  # the addressable sources land this many days before the infobase
+
+    @property
+    def attributes(self) -> int:
+        return sum(n - 1 for _, n in self.tables)
 
 
 def snapshot_dates(count: int) -> list[str]:
-    """Monthly snapshots on the 15th, oldest first."""
+    """Monthly infobase snapshots on the 15th, oldest first."""
     out = []
     for i in range(count):
         month = FIRST_SNAPSHOT.month - 1 + i
@@ -44,14 +71,49 @@ def snapshot_dates(count: int) -> list[str]:
     return out
 
 
-def attribute_names(count: int) -> list[str]:
-    names = []
-    for i in range(count):
-        word = WORDS[i % len(WORDS)]
-        style = i % 3
-        word = word.upper() if style == 0 else word.lower() if style == 1 else word
-        names.append(f"Attr_{word}_{i:03d}")
-    return names
+def addressable_dates(spec: DemoSpec) -> list[str]:
+    lag = dt.timedelta(days=spec.addressable_lag_days)
+    return [(dt.date.fromisoformat(d) - lag).isoformat() for d in snapshot_dates(spec.snapshots)]
+
+
+def opus_name(table: str, i: int, n: int) -> str:
+    """An OPUS-style source column name (uppercase): column ``i`` of ``table``, ``n`` counting all."""
+    if table.startswith("MIACS"):
+        return f"MIACS_{n // 100 + 11:02d}_{n % 100:03d}"
+    if table == "NEW_BORROWERS":
+        return f"NB_{i:03d}"
+    return f"IBE{1800 + n}" + (f"_{i % 7 + 1:02d}" if i % 3 == 0 else "")
+
+
+def mapping_rows(spec: DemoSpec) -> list[tuple[str, str]]:
+    """(table, source column) in file order, the key first where the table lists it."""
+    rows, n = [], 0
+    for table, count in spec.tables:
+        if table not in spec.keyless:
+            rows.append((table, "Customer_User_id"))
+        for i in range(1, count):
+            rows.append((table, opus_name(table, i, n)))
+            n += 1
+    return rows
+
+
+def attribute_names(spec: DemoSpec) -> list[str]:
+    """The source's attribute columns (not the key): every mapped column, then the odd ones."""
+    return [c for _, c in mapping_rows(spec) if c != "Customer_User_id"] + list(spec.odd_columns)
+
+
+def mapping_csv(spec: DemoSpec) -> bytes:
+    """The production mapping format: BOM, CRLF, quoted fields with commas, free text."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(HEADER)
+    for i, (table, column) in enumerate(mapping_rows(spec)):
+        if column == "Customer_User_id":
+            writer.writerow([table, KEY_COLUMN, "Customer User ID", "CUSTOMER_USER_ID", "CUSTOMER_BASE_ID"])
+        else:
+            element = "" if i % 11 == 0 else column.lstrip("IBE")
+            writer.writerow([table, column.lower(), DESCRIPTIONS[i % len(DESCRIPTIONS)], column, element])
+    return out.getvalue().encode("utf-8-sig")
 
 
 def _customer_ids(rng: np.random.Generator, rows: int) -> pa.Array:
@@ -76,7 +138,7 @@ def _column(rng: np.random.Generator, kind: str, rows: int) -> pa.Array:
 def infobase_table(spec: DemoSpec, snapshot_index: int) -> pa.Table:
     rng = np.random.default_rng([spec.seed, snapshot_index])
     columns = {"Customer_User_id": _customer_ids(rng, spec.rows)}
-    for i, name in enumerate(attribute_names(spec.attributes)):
+    for i, name in enumerate(attribute_names(spec)):
         columns[name] = _column(rng, TYPES[i % len(TYPES)], spec.rows)
     return pa.table(columns)
 
@@ -104,31 +166,18 @@ def write_snapshot(table: pa.Table, folder: Path, files: int) -> None:
     (folder / "_SUCCESS").write_text("")
 
 
-def mapping_rows(spec: DemoSpec, names: list[str], table_name) -> list[tuple[str, str]]:
-    mapped = names[: len(names) - spec.unmapped]
-    return [(table_name(i * spec.tables // len(mapped) + 1), col.lower()) for i, col in enumerate(mapped)]
-
-
-def write_csv(path: Path, rows: list[tuple[str, str]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = ["table_name,column_name"] + [f"{t},{c}" for t, c in rows]
-    path.write_text("\n".join(lines) + "\n")
-
-
 def write_demo_lake(root: str | Path, spec: DemoSpec = DemoSpec()) -> dict:
     root = Path(root)
-    names = attribute_names(spec.attributes)
-    dates = snapshot_dates(spec.snapshots)
-    for i, date in enumerate(dates):
+    dates, late = snapshot_dates(spec.snapshots), addressable_dates(spec)
+    for i, (date, addressable_date) in enumerate(zip(dates, late)):
         infobase = infobase_table(spec, i)
         write_snapshot(infobase, root / settings.INFOBASE_RAW / f"snapshot_dt={date}", spec.files_per_snapshot)
         addressable = addressable_table(spec, i, infobase.column("Customer_User_id").combine_chunks())
         for source in (settings.ADDRESSABLE_COMPACTION, settings.ADDRESSABLE_RAW):
-            write_snapshot(addressable, root / source / f"snapshot_dt={date}", spec.files_per_snapshot)
-    write_csv(root / settings.INFOBASE_BUCKET_MAPPING, mapping_rows(spec, names, lambda n: f"IBE_{n:02d}"))
-    write_csv(root / settings.INFOBASE_PART_MAPPING, mapping_rows(spec, names, lambda n: f"ibe_{n:02d}_a"))
-    write_csv(
-        root / settings.ADDRESSABLE_PART_MAPPING,
-        [("addressable_ids", c) for c in ("hashed_email", "maid", "ip_address", "id_type", "last_seen")],
-    )
-    return {"root": str(root), "snapshots": dates, "rows": spec.rows, "attributes": spec.attributes}
+            write_snapshot(addressable, root / source / f"snapshot_dt={addressable_date}", spec.files_per_snapshot)
+    mapping = mapping_csv(spec)
+    for path in (settings.INFOBASE_BUCKET_MAPPING, settings.INFOBASE_PART_MAPPING):
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_bytes(mapping)
+    return {"root": str(root), "snapshots": dates, "addressable_snapshots": late, "rows": spec.rows,
+            "tables": len(spec.tables), "attributes": spec.attributes + len(spec.odd_columns)}

@@ -9,17 +9,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import flywheel_assets
-from flywheel_assets.settings import Settings
+from flywheel_assets.settings import DEFAULT_TARGET_FILE_MB, SPLIT_JOB_PATHS, Settings
 from flywheel_assets.spark_jobs import storage
+from flywheel_assets.spark_jobs.snapshots import LATEST
 from flywheel_assets.spark_jobs.split import JOBS
 
 PACKAGE_DIR = Path(flywheel_assets.__file__).parent
 PIPES_VERSION = "1.13.27"  # dagster-pipes on the Glue workers; matches requirements.lock
 
-# The run book's production shape (G.4X x 8, Glue 5) and arguments: Glue Data Catalog as the
-# metastore; dynamic partition overwrite kept for parity (the jobs stage and swap folders themselves).
-JOB_SHAPE = {"GlueVersion": "5.0", "WorkerType": "G.4X", "NumberOfWorkers": 8, "Timeout": 180,
-             "ExecutionProperty": {"MaxConcurrentRuns": 4}}
+# Glue 5 and the Glue Data Catalog as the metastore; dynamic partition overwrite kept for parity
+# (the jobs stage and swap folders themselves). Worker type, count and timeout are settings.
 DEFAULT_ARGUMENTS = {
     "--enable-glue-datacatalog": "true",
     "--conf": "spark.sql.sources.partitionOverwriteMode=dynamic",
@@ -69,13 +68,28 @@ def _same_object(uri: str, body: bytes) -> bool:
     return head.get("Metadata", {}).get("sha256") == hashlib.sha256(body).hexdigest()
 
 
+def run_book_arguments(settings: Settings, job: str) -> dict[str, str]:
+    """The run book's arguments as the job's defaults, so its `aws glue start-job-run` commands work
+    as written, or with no arguments at all. An optional mapping (addressable ids) gets no default:
+    without one the job takes all columns; a --CSV_FILE given at start must exist."""
+    paths = SPLIT_JOB_PATHS[job]
+    args = {"--SNAPSHOT_DT": LATEST,
+            "--SOURCE_PATH": storage.join(settings.data_root, paths["source_path"]) + "/",
+            "--TARGET_PATH": storage.join(settings.data_root, paths["target_path"]) + "/",
+            "--TARGET_FILE_MB": str(DEFAULT_TARGET_FILE_MB)}
+    if paths.get("csv_file") and JOBS[job].mapping == "required":
+        args["--CSV_FILE"] = storage.join(settings.data_root, paths["csv_file"])
+    return args
+
+
 def job_definition(settings: Settings, job: str, script_uri: str, bundle_uri: str) -> dict:
     return {
         "Description": f"flywheel {job} (run book: {glue_job_name(settings, job)}); deployed by flywheel deploy",
         "Role": settings.glue_role,
         "Command": {"Name": "glueetl", "ScriptLocation": script_uri, "PythonVersion": "3"},
-        "DefaultArguments": {**DEFAULT_ARGUMENTS, "--extra-py-files": bundle_uri},
-        **JOB_SHAPE,
+        "DefaultArguments": {**DEFAULT_ARGUMENTS, **run_book_arguments(settings, job), "--extra-py-files": bundle_uri},
+        "GlueVersion": "5.0", "WorkerType": settings.glue_worker_type, "NumberOfWorkers": settings.glue_workers,
+        "Timeout": settings.glue_timeout_minutes, "ExecutionProperty": {"MaxConcurrentRuns": 4},
     }
 
 

@@ -22,7 +22,7 @@ from flywheel_assets.pipelines.split import raw_sources
 from flywheel_assets.resources import Lake
 from flywheel_assets.settings import Settings
 from flywheel_assets.spark_jobs.errors import FlywheelInputError
-from flywheel_assets.spark_jobs.snapshots import LATEST, list_snapshots, parse_date
+from flywheel_assets.spark_jobs.snapshots import LATEST, list_snapshots, parse_date, partition_dates, unsatisfied
 
 
 def all_asset_names() -> list[str]:
@@ -39,22 +39,26 @@ def check_selection(selection: list[str] | None) -> list[str]:
     return selection
 
 
+def listed_sources(lake: Lake, assets: list[str] | None) -> dict[str, tuple[str, list[str]]]:
+    """source -> (how a partition finds its snapshot there, the source's snapshots)."""
+    return {src: (match, list_snapshots(src)) for src, match in raw_sources(lake, assets).items()}
+
+
 def resolve_run_snapshot(lake: Lake, assets: list[str], requested: str) -> str:
-    """The snapshot every selected asset's source has: the newest common one for 'latest'."""
+    """The partition to run: an infobase snapshot for which every other selected source has a
+    snapshot on or before it ('latest': the newest such)."""
     # Catalog-only selections take the snapshots of the raw sources behind the whole graph.
-    sources = raw_sources(lake, assets)
-    available = {src: set(list_snapshots(src)) for src in sources}
-    common = set.intersection(*available.values()) if available else set()
+    listed = listed_sources(lake, assets)
     if requested in ("latest", LATEST):
-        if not common:
-            detail = "; ".join(f"{s}: {', '.join(sorted(d)) or 'none'}" for s, d in available.items())
-            raise FlywheelInputError(f"no snapshot present in every source ({detail})")
-        return max(common)
+        dates = partition_dates(listed)
+        if not dates:
+            detail = "; ".join(f"{s} ({m}): {', '.join(d) or 'none'}" for s, (m, d) in listed.items())
+            raise FlywheelInputError(f"no snapshot that every source can serve ({detail})")
+        return dates[-1]
     parse_date(requested, "--snapshot")
-    missing = [s for s, d in available.items() if requested not in d]
-    if missing:
-        detail = "; ".join(f"{s} has {', '.join(sorted(available[s])) or 'no snapshots'}" for s in missing)
-        raise FlywheelInputError(f"snapshot_dt={requested} not found: {detail}")
+    problems = unsatisfied(requested, listed)
+    if problems:
+        raise FlywheelInputError(f"snapshot_dt={requested} cannot be run: " + "; ".join(problems))
     return requested
 
 
@@ -184,11 +188,9 @@ def backfill(settings: Settings, date_from: str | None, date_to: str | None, lis
         if not (date_from and date_to):
             raise FlywheelInputError("give --from and --to, or --snapshots")
         lo, hi = parse_date(date_from, "--from"), parse_date(date_to, "--to")
-        sources = raw_sources(lake, assets)
-        common = set.intersection(*(set(list_snapshots(s)) for s in sources))
-        snapshots = sorted(d for d in common if lo <= d <= hi)
+        snapshots = [d for d in partition_dates(listed_sources(lake, assets)) if lo <= d <= hi]
         if not snapshots:
-            raise FlywheelInputError(f"no snapshot between {lo} and {hi} is present in every source")
+            raise FlywheelInputError(f"no snapshot between {lo} and {hi} that every source can serve")
     from flywheel_assets.automation import bucketed_assets, published_bucket_snapshot
 
     results = {}

@@ -25,6 +25,18 @@ SPLIT_PART_ROOT = "omc_cleanroom_data/split_part/"
 BUCKETED_BASE = "omc_cleanroom_data/cleanroom_tables/bucketed/"
 DEFAULT_DATABASE = "omc_flywheel_prod"
 
+# Each run-book split job's default --SOURCE_PATH/--TARGET_PATH/--CSV_FILE: the assets' run-config
+# defaults and the deployed Glue jobs' default arguments.
+SPLIT_JOB_PATHS = {
+    "infobase_split_and_bucket": {"source_path": INFOBASE_RAW, "target_path": SPLIT_CLUSTER_INFOBASE,
+                                  "csv_file": INFOBASE_BUCKET_MAPPING},
+    "addressable_bucket": {"source_path": ADDRESSABLE_COMPACTION, "target_path": SPLIT_CLUSTER_ADDRESSABLE},
+    "infobase_split_and_part": {"source_path": INFOBASE_RAW, "target_path": SPLIT_PART_INFOBASE,
+                                "csv_file": INFOBASE_PART_MAPPING},
+    "addressable_split_and_part": {"source_path": ADDRESSABLE_RAW, "target_path": SPLIT_PART_ADDRESSABLE,
+                                   "csv_file": ADDRESSABLE_PART_MAPPING},
+}
+
 # Production roots, used when FLYWHEEL_ENV=aws and no root is set.
 AWS_DATA_ROOT = "s3://omc-flywheel-data-us-east-1-prod"
 AWS_ANALYSIS_ROOT = "s3://omc-flywheel-prod-analysis-data"
@@ -54,6 +66,9 @@ class Settings:
     aws_spark_runtime: str  # glue | emr-serverless
     emr_application_id: str
     emr_execution_role_arn: str
+    glue_worker_type: str  # the deployed Glue jobs' shape (run book: G.4X x 8; production Terraform: x 24)
+    glue_workers: int
+    glue_timeout_minutes: int
 
     @property
     def dagster_home(self) -> Path:
@@ -99,7 +114,22 @@ def get_settings(environ: dict | None = None) -> Settings:
                                   ("glue", "emr-serverless")),
         emr_application_id=env_vars.get("FLYWHEEL_EMR_APPLICATION_ID", ""),
         emr_execution_role_arn=env_vars.get("FLYWHEEL_EMR_EXECUTION_ROLE_ARN", ""),
+        glue_worker_type=_choice(env_vars.get("FLYWHEEL_GLUE_WORKER_TYPE", "G.4X"), "FLYWHEEL_GLUE_WORKER_TYPE",
+                                 ("g.1x", "g.2x", "g.4x", "g.8x", "g.025x", "z.2x")).upper(),
+        glue_workers=_positive(env_vars.get("FLYWHEEL_GLUE_WORKERS", "8"), "FLYWHEEL_GLUE_WORKERS"),
+        glue_timeout_minutes=_positive(env_vars.get("FLYWHEEL_GLUE_TIMEOUT_MINUTES", "2880"),
+                                       "FLYWHEEL_GLUE_TIMEOUT_MINUTES"),
     )
+
+
+def _positive(value: str, name: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number <= 0:
+        raise ValueError(f"{name} must be a positive whole number, got {value!r}")
+    return number
 
 
 def _choice(value: str, name: str, allowed: tuple[str, ...]) -> str:

@@ -29,7 +29,10 @@ def leaked(texts, root: Path | None = None) -> list[str]:
     return found
 
 
-SMALL = DemoSpec(rows=300, attributes=24, tables=4, unmapped=3, snapshots=2, files_per_snapshot=2, seed=11)
+# The production formats (mapping header, BOM, CRLF, quoting, a table without its key row, uppercase
+# source columns, odd unmapped columns, addressable sources a day earlier), on a few small tables.
+SMALL = DemoSpec(rows=300, tables=(("IBE_01", 8), ("IBE_01_A", 6), ("IBE_04_B", 5), ("MIACS_02_A", 7)),
+                 snapshots=2, files_per_snapshot=2, seed=11)
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +69,8 @@ def _small_lake_template(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def lake(_small_lake_template, tmp_path) -> Path:
-    """A fresh copy of the small sample lake (2 snapshots, 4 tables, 3 unmapped columns)."""
+    """A fresh copy of the small sample lake (2 snapshots, 4 tables, 3 unmapped columns; the
+    addressable sources a day before the infobase)."""
     root = tmp_path / "lake"
     shutil.copytree(_small_lake_template, root)
     return root

@@ -20,12 +20,14 @@ def test_only_valid_snapshot_folders_are_listed_sorted(source):
 
 
 def test_latest_is_picked_for_none_and_latest(source):
-    assert resolve_snapshot(source, "_NONE_") == "2024-03-01"
-    assert resolve_snapshot(source, "latest") == "2024-03-01"
+    assert resolve_snapshot(source, "_NONE_") == ("2024-03-01", "2024-03-01")
+    assert resolve_snapshot(source, "latest") == ("2024-03-01", "2024-03-01")
 
 
 def test_explicit_snapshot(source):
-    assert resolve_snapshot(source, "2024-01-15") == "2024-01-15"
+    assert resolve_snapshot(source, "2024-01-15") == ("2024-01-15", "2024-01-15")
+    # a source that landed earlier serves a later partition with its newest snapshot on or before it
+    assert resolve_snapshot(source, "2024-02-20", "at_or_before") == ("2024-02-20", "2024-01-15")
 
 
 def test_missing_snapshot_lists_available(source):
@@ -44,3 +46,14 @@ def test_no_snapshots_at_all(tmp_path):
 def test_malformed_dates_are_rejected(bad):
     with pytest.raises(FlywheelInputError, match="must be a date YYYY-MM-DD"):
         parse_date(bad) if bad else parse_date(None)
+
+
+def test_partition_dates_follow_the_infobase_and_earlier_sources():
+    from flywheel_assets.spark_jobs.snapshots import partition_dates, unsatisfied
+
+    listed = {"ib": ("exact", ["2024-01-15", "2024-02-15", "2024-03-15"]),
+              "ad": ("at_or_before", ["2024-02-14", "2024-03-16"])}
+    # 2024-01-15: the addressable source has nothing that early; 2024-03-15 takes 2024-02-14
+    assert partition_dates(listed) == ["2024-02-15", "2024-03-15"]
+    assert unsatisfied("2024-01-15", listed) == ["ad has no snapshot on or before 2024-01-15 (it has: 2024-02-14, 2024-03-16)"]
+    assert unsatisfied("2024-03-16", listed) == ["ib has no snapshot_dt=2024-03-16 (it has: 2024-01-15, 2024-02-15, 2024-03-15)"]

@@ -9,7 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from flywheel_assets import settings
-from flywheel_assets.demo_data import attribute_names, snapshot_dates
+from flywheel_assets.demo_data import addressable_dates, attribute_names, snapshot_dates
+from flywheel_assets.spark_jobs import publish
 from flywheel_assets.spark_jobs.errors import FlywheelInputError
 from flywheel_assets.spark_jobs.mapping import load_mapping
 from flywheel_assets.spark_jobs.split import JOBS, run_split
@@ -17,6 +18,7 @@ from flywheel_assets_tests.conftest import SMALL
 
 MB = 1024 * 1024
 LATEST, OLDEST = snapshot_dates(SMALL.snapshots)[-1], snapshot_dates(SMALL.snapshots)[0]
+AD_LATEST, AD_OLDEST = addressable_dates(SMALL)[-1], addressable_dates(SMALL)[0]  # a day earlier
 
 
 def paths(lake: Path):
@@ -53,7 +55,7 @@ def split(spark, lake, job, snapshot="_NONE_", csv=None, target_mb=128, **kw):
         "infobase_split_and_bucket": (p["ib_raw"], p["cluster_ib"], p["bucket_csv"]),
         "addressable_bucket": (p["ad_comp"], p["cluster_ad"], None),
         "infobase_split_and_part": (p["ib_raw"], p["part_ib"], p["part_csv"]),
-        "addressable_split_and_part": (p["ad_raw"], p["part_ad"], p["ad_csv"]),
+        "addressable_split_and_part": (p["ad_raw"], p["part_ad"], None),  # no mapping, as in production
     }[job]
     csv = csv or default_csv
     mapping = load_mapping(csv) if csv else None
@@ -66,8 +68,9 @@ def test_infobase_split_and_bucket_layout_rows_columns_metadata(spark, lake):
     target = lake / settings.SPLIT_CLUSTER_INFOBASE
     src = source_table(str(lake / settings.INFOBASE_RAW / f"snapshot_dt={LATEST}"))
     mapping = load_mapping(paths(lake)["bucket_csv"])
-    assert sorted(p.name for p in target.iterdir()) == sorted([*mapping.tables, "metadata"])
+    assert sorted(p.name for p in target.iterdir()) == sorted([*mapping.tables, "_published", "metadata"])
     assert (target / "metadata" / "snapshot_dt.txt").read_text().strip() == LATEST
+    assert "IBE_04_B" in mapping.tables  # listed without its key row: the key is added first
     src_by_lower = {name.lower(): name for name in src.column_names}
     for table, columns in mapping.tables.items():
         out = read_output(target / table)
@@ -81,7 +84,8 @@ def test_infobase_split_and_bucket_layout_rows_columns_metadata(spark, lake):
     stats = {t.name: t for t in result.tables}
     assert set(stats) == set(mapping.tables)
     assert all(t.rows == SMALL.rows and t.files == 1 and t.bytes > 0 for t in stats.values())
-    assert result.unmapped_columns == [c.lower() for c in attribute_names(SMALL.attributes)[-SMALL.unmapped:]]
+    # reported whatever their names (production sources carry oddities such as 'Spend $')
+    assert result.unmapped_columns == list(SMALL.odd_columns)
 
 
 def test_new_snapshot_replaces_previous_in_bucket_layout(spark, lake):
@@ -90,18 +94,18 @@ def test_new_snapshot_replaces_previous_in_bucket_layout(spark, lake):
     assert (target / "metadata" / "snapshot_dt.txt").read_text().strip() == OLDEST
     split(spark, lake, "addressable_bucket", snapshot=LATEST)
     out = read_output(target / "addressable_ids")
-    latest_ids = source_table(str(lake / settings.ADDRESSABLE_COMPACTION / f"snapshot_dt={LATEST}")).column("Customer_User_id")
+    latest_ids = source_table(str(lake / settings.ADDRESSABLE_COMPACTION / f"snapshot_dt={AD_LATEST}")).column("Customer_User_id")
     assert sorted(out.column("customer_user_id").to_pylist()) == sorted(latest_ids.to_pylist())
     assert out.column_names == ["customer_user_id", "hashed_email", "maid", "ip_address", "id_type", "last_seen"]
     assert (target / "metadata" / "snapshot_dt.txt").read_text().strip() == LATEST
-    assert sorted(p.name for p in target.iterdir()) == ["addressable_ids", "metadata"]
+    assert (target / "metadata" / "source_snapshot_dt.txt").read_text().strip() == AD_LATEST
+    assert sorted(p.name for p in target.iterdir()) == ["_published", "addressable_ids", "metadata"]
 
 
 def test_part_layout_keeps_other_snapshots_untouched(spark, lake):
     split(spark, lake, "infobase_split_and_part", snapshot=OLDEST)
     target = lake / settings.SPLIT_PART_INFOBASE
     table = next(iter(load_mapping(paths(lake)["part_csv"]).tables))
-    assert table.endswith("_a")
     before = tree(target / table / f"snapshot_dt={OLDEST}")
     result = split(spark, lake, "infobase_split_and_part", snapshot=LATEST)
     assert sorted(p.name for p in (target / table).iterdir() if p.is_dir()) == [
@@ -118,7 +122,10 @@ def test_addressable_split_and_part_writes_one_partitioned_table(spark, lake):
     split(spark, lake, "addressable_split_and_part", snapshot=OLDEST)
     split(spark, lake, "addressable_split_and_part", snapshot=LATEST)
     target = lake / settings.SPLIT_PART_ADDRESSABLE
-    assert sorted(p.name for p in target.iterdir() if p.is_dir()) == [f"snapshot_dt={OLDEST}", f"snapshot_dt={LATEST}"]
+    # partitions are the infobase dates; the data is the addressable snapshot of the day before
+    assert sorted(p.name for p in target.iterdir() if p.is_dir()) == [
+        "_published", f"snapshot_dt={OLDEST}", f"snapshot_dt={LATEST}"]
+    assert publish.publication(str(target), LATEST) == publish.Publication(LATEST, AD_LATEST, {})
     out = read_output(target / f"snapshot_dt={LATEST}")
     assert out.column_names == ["customer_user_id", "hashed_email", "maid", "ip_address", "id_type", "last_seen"]
     assert out.num_rows == SMALL.rows
@@ -161,7 +168,7 @@ def test_columns_are_trimmed_and_lowercased(spark, tmp_path):
 def test_collision_after_lowercasing_fails_with_both_names(spark, tmp_path):
     src = tmp_path / "src"
     write_source(src / "snapshot_dt=2024-05-01", pa.table({"customer_user_id": ["a"], "Score": [1], "SCORE": [2]}))
-    with pytest.raises(FlywheelInputError, match="columns 'Score' and 'SCORE' collide after lowercasing"):
+    with pytest.raises(FlywheelInputError, match="'Score' and 'SCORE' collide after lowercasing"):
         run_split(spark, JOBS["addressable_bucket"], str(src), str(tmp_path / "out"), "_NONE_", None, MB)
     assert not (tmp_path / "out").exists()
 
@@ -198,8 +205,9 @@ def test_mapped_column_missing_from_source_leaves_published_output_untouched(spa
     target = lake / settings.SPLIT_CLUSTER_INFOBASE
     before = tree(target)
     bad = lake / "bad.csv"
-    bad.write_text(f"table_name,column_name\nIBE_01,{attribute_names(1)[0]}\nIBE_01,no_such_column\n")
-    with pytest.raises(FlywheelInputError, match=r"bad.csv, line 3: column 'no_such_column' \(table IBE_01\) is not in the source"):
+    bad.write_text(f"table_name,column_name\nIBE_01,{attribute_names(SMALL)[0]}\nIBE_01,no_such_column\n")
+    with pytest.raises(FlywheelInputError, match=r"bad.csv: 1 mapped column\(s\) not in the source snapshot .*: "
+                                                 r"IBE_01: no_such_column \(line 3\)"):
         split(spark, lake, "infobase_split_and_bucket", snapshot=LATEST, csv=str(bad))
     assert tree(target) == before
 
@@ -212,7 +220,10 @@ def test_single_table_job_rejects_mapping_with_several_tables(spark, lake):
 
 
 def test_missing_snapshot_lists_available(spark, lake):
-    with pytest.raises(FlywheelInputError, match=f"available snapshots: {OLDEST}, {LATEST}"):
+    with pytest.raises(FlywheelInputError, match=f"snapshot_dt=2020-01-01 not found .*available snapshots: {OLDEST}, {LATEST}"):
+        split(spark, lake, "infobase_split_and_bucket", snapshot="2020-01-01")
+    with pytest.raises(FlywheelInputError, match=f"no snapshot at or before snapshot_dt=2020-01-01 .*available snapshots: "
+                                                 f"{AD_OLDEST}, {AD_LATEST}"):
         split(spark, lake, "addressable_bucket", snapshot="2020-01-01")
 
 
@@ -221,13 +232,14 @@ def test_checks_pass_on_good_data_and_catch_null_or_blank_keys(spark, lake, tmp_
 
     good = split(spark, lake, "infobase_split_and_bucket", target_mb=4 / 1024)
     assert {c.name: c.passed for c in split_checks(good)} == {
-        "row_count": True, "columns": True, "key_not_null": True, "file_sizing": True}
+        "row_count": True, "columns": True, "key_not_null": True, "file_sizing": True, "tables_skipped": True}
     src = tmp_path / "src"
     write_source(src / "snapshot_dt=2024-05-01",
                  pa.table({"customer_user_id": ["a", None, "  ", "d"], "x": [1, 2, 3, 4]}))
     bad = run_split(spark, JOBS["addressable_bucket"], str(src), str(tmp_path / "out"), "_NONE_", None, MB)
     checks = {c.name: c for c in split_checks(bad)}
-    assert not checks["key_not_null"].passed and checks["key_not_null"].metadata == {"null_or_blank_keys": 2}
+    assert not checks["key_not_null"].passed and checks["key_not_null"].metadata == {"null_or_blank_keys": 2, "tolerated": 0}
+    assert checks["key_not_null"].severity == "ERROR" and not bad.published
     assert checks["row_count"].passed and checks["columns"].passed
     bad.tables[0].rows -= 1  # what a lost file would look like
     bad.tables[0].written_columns = ["customer_user_id"]
@@ -235,3 +247,75 @@ def test_checks_pass_on_good_data_and_catch_null_or_blank_keys(spark, lake, tmp_
     assert not checks["row_count"].passed and checks["row_count"].metadata["tables_with_other_counts"] == {
         "addressable_ids": 3}
     assert not checks["columns"].passed
+
+
+def test_uppercase_source_columns_match_lowercase_mapping_and_odd_unused_names_do_not_matter(spark, tmp_path):
+    src = tmp_path / "src"
+    write_source(src / "snapshot_dt=2024-05-01", pa.table({
+        "Customer_User_id": ["a", "b"], "IBE1802": [1, 2], "MIACS_11_054": ["x", "y"], "Spend $": [1.0, 2.0],
+        "Dup": [1, 2], "DUP": [3, 4]}))  # unused: neither the odd name nor the case clash stops the job
+    csv = tmp_path / "m.csv"
+    csv.write_bytes("\ufeffOMC_FLYWHEEL_TABLE,OMC_FLYWHEEL_COLUMN,FUNCTION_DESCRIPTION,OPUS_COLUMN,ELEMENT_NUMBER\r\n"
+                    "IBE_01,ibe1802,\"Family Ties, Adult\",IBE1802,1802\r\nMIACS_02_B,miacs_11_054,,MIACS_11_054,\r\n"
+                    .encode())
+    result = run_split(spark, JOBS["infobase_split_and_part"], str(src), str(tmp_path / "out"), "_NONE_",
+                       load_mapping(str(csv)), MB)
+    assert read_output(tmp_path / "out" / "IBE_01" / "snapshot_dt=2024-05-01").to_pydict() == {
+        "customer_user_id": ["a", "b"], "ibe1802": [1, 2]}
+    assert read_output(tmp_path / "out" / "MIACS_02_B" / "snapshot_dt=2024-05-01").column_names == [
+        "customer_user_id", "miacs_11_054"]
+    assert result.unmapped_columns == ["Spend $", "Dup", "DUP"]
+
+
+def test_missing_columns_skip_table_publishes_the_other_tables(spark, lake):
+    from flywheel_assets.spark_jobs.checks import split_checks
+
+    names = attribute_names(SMALL)
+    csv = lake / "skip.csv"
+    csv.write_text(f"table_name,column_name\nIBE_01,{names[0]}\nIBE_02,{names[1]}\nIBE_02,no_such\nIBE_02,gone\n")
+    p = paths(lake)
+    with pytest.raises(FlywheelInputError, match=r"2 mapped column\(s\) not in the source .*IBE_02: no_such \(line 4\), "
+                                                 r"gone \(line 5\).*missing_columns: skip_table"):
+        run_split(spark, JOBS["infobase_split_and_part"], p["ib_raw"], p["part_ib"], LATEST, load_mapping(str(csv)), MB)
+    result = run_split(spark, JOBS["infobase_split_and_part"], p["ib_raw"], p["part_ib"], LATEST,
+                       load_mapping(str(csv)), MB, missing_columns_policy="skip_table")
+    assert result.published and [t.name for t in result.tables] == ["IBE_01"]
+    assert result.skipped_tables == {"IBE_02": "missing no_such (line 4), gone (line 5)"}
+    assert not (lake / settings.SPLIT_PART_INFOBASE / "IBE_02").exists()
+    check = {c.name: c for c in split_checks(result)}["tables_skipped"]
+    assert not check.passed and check.severity == "WARN"
+    assert publish.publication(p["part_ib"], LATEST).skipped_tables == result.skipped_tables
+
+
+def test_null_keys_within_the_tolerance_are_published_and_warned(spark, tmp_path):
+    from flywheel_assets.spark_jobs.checks import split_checks
+    from flywheel_assets.spark_jobs.split import allowed_bad_keys
+
+    src = tmp_path / "src"
+    write_source(src / "snapshot_dt=2024-05-01", pa.table({"customer_user_id": ["a", None, "b", "c"], "x": [1, 2, 3, 4]}))
+    result = run_split(spark, JOBS["addressable_bucket"], str(src), str(tmp_path / "out"), "_NONE_", None, MB,
+                       max_bad_keys="25%")
+    assert result.published and result.bad_keys == 1 and result.bad_keys_allowed == 1
+    check = {c.name: c for c in split_checks(result)}["key_not_null"]
+    assert not check.passed and check.severity == "WARN"  # alerted, not blocking
+    assert read_output(tmp_path / "out" / "addressable_ids").num_rows == 4
+    assert [allowed_bad_keys(t, 1000) for t in ("0", "5", "0.001", "1%")] == [0, 5, 1, 10]
+    for bad in ("-1", "lots", "150%", "2.5"):
+        with pytest.raises(FlywheelInputError, match="--MAX_BAD_KEYS must be a count"):
+            allowed_bad_keys(bad, 1000)
+
+
+def test_job_arguments_accept_the_deployed_names_and_ignore_glues_own():
+    from flywheel_assets.spark_jobs.entry import job_arguments
+
+    args = job_arguments(["--JOB_NAME", "etl-omc-flywheel-prod-infobase-split-and-part", "--TempDir", "s3://t/",
+                          "--SNAPSHOT_DT", "_NONE_", "--SOURCE_PATH", "s3://b/raw/", "--TARGET_BUCKET", "s3://b/out/",
+                          "--CSV_PATH", "s3://b/m.csv", "--BUCKET_COUNT", "256", "--TARGET_FILE_MB", "512",
+                          "--spark.sql.adaptive.enabled", "true", "--job-bookmark-option", "job-bookmark-disable"])
+    assert (args["TARGET_PATH"], args["CSV_FILE"], args["TARGET_FILE_MB"]) == ("s3://b/out/", "s3://b/m.csv", "512")
+    with pytest.raises(FlywheelInputError, match="--TARGET_BUCKET .* and --TARGET_PATH .* name different paths"):
+        job_arguments(["--TARGET_BUCKET", "s3://b/a/", "--TARGET_PATH", "s3://b/b/"])
+    with pytest.raises(FlywheelInputError, match="--BUCKET_COUNT must be a positive whole number"):
+        job_arguments(["--BUCKET_COUNT", "many"])
+    with pytest.raises(FlywheelInputError, match="--MISSING_COLUMNS must be one of fail, skip_table"):
+        job_arguments(["--MISSING_COLUMNS", "ignore"])

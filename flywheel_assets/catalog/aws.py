@@ -122,6 +122,14 @@ class GlueAthenaCatalog(Catalog):
             num_buckets=max(0, sd.get("NumberOfBuckets", 0) or 0),
         )
 
+    def drop_table(self, database: str, table: str) -> bool:
+        glue = self._client("glue")
+        try:
+            glue.delete_table(DatabaseName=identifier(database, "database"), Name=identifier(table, "table"))
+        except glue.exceptions.EntityNotFoundException:
+            return False
+        return True
+
     def describe(self, database: str, table: str, partitions: bool = True) -> TableInfo | None:
         glue = self._client("glue")
         try:

@@ -38,6 +38,10 @@ class Catalog(ConfigurableResource):
         """Create or update the table to match ``spec``; returns created/updated/unchanged/recreated."""
         raise NotImplementedError
 
+    def drop_table(self, database: str, table: str) -> bool:
+        """Remove an external table's definition (its files stay); False if there was none."""
+        raise NotImplementedError
+
     def describe(self, database: str, table: str) -> TableInfo | None:
         raise NotImplementedError
 

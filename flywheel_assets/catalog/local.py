@@ -106,6 +106,12 @@ class LocalCatalog(Catalog):
     def ensure_database(self, database: str) -> None:
         self.sql(f"CREATE DATABASE IF NOT EXISTS {quote(database)}")
 
+    def drop_table(self, database: str, table: str) -> bool:
+        if not self.spark.catalog.tableExists(f"{identifier(database)}.{identifier(table)}"):
+            return False
+        self.sql(f"DROP TABLE IF EXISTS {qualified(database, table)}")  # external: the files stay
+        return True
+
     def describe(self, database: str, table: str, partitions: bool = True) -> TableInfo | None:
         name = qualified(database, table)
         if not self.spark.catalog.tableExists(f"{identifier(database)}.{identifier(table)}"):

@@ -118,12 +118,26 @@ class TableInfo:
 
     @property
     def snapshot(self) -> Optional[str]:
-        match = re.search(r"snapshot_dt=(\d{4}-\d{2}-\d{2})", self.comment or "")
-        return match.group(1) if match else None
+        return comment_date(self.comment, "snapshot_dt")
+
+    @property
+    def source_snapshot(self) -> Optional[str]:
+        """The source snapshot the data was read from (older than ``snapshot`` for a source that
+        landed earlier); the snapshot itself where the comment does not say."""
+        return comment_date(self.comment, "source_snapshot_dt") or self.snapshot
 
 
-def snapshot_comment(kind: str, snapshot: str) -> str:
-    return f"{kind}; snapshot_dt={partition_value(snapshot)}"
+def comment_date(comment: Optional[str], key: str) -> Optional[str]:
+    match = re.search(rf"(?<![a-z_]){key}=(\d{{4}}-\d{{2}}-\d{{2}})", comment or "")
+    return match.group(1) if match else None
+
+
+def snapshot_comment(kind: str, snapshot: str, source_snapshot: Optional[str] = None) -> str:
+    """``kind; snapshot_dt=D`` plus ``; source_snapshot_dt=S`` when the data was read from an earlier source snapshot."""
+    text = f"{kind}; snapshot_dt={partition_value(snapshot)}"
+    if source_snapshot and source_snapshot != snapshot:
+        text += f"; source_snapshot_dt={partition_value(source_snapshot)}"
+    return text
 
 
 def hive_type(arrow_type) -> str:

@@ -15,7 +15,7 @@ from flywheel_assets.pipelines import catalog_checks
 from flywheel_assets.pipelines.common import catalog_metadata
 from flywheel_assets.pipelines.split import split_asset
 from flywheel_assets.resources import Lake
-from flywheel_assets.spark_jobs import sizing, storage
+from flywheel_assets.spark_jobs import publish, sizing, storage
 
 GROUP = "bucketed_pipeline"
 
@@ -23,11 +23,6 @@ infobase_split = split_asset(
     name="infobase_split",
     job="infobase_split_and_bucket",
     group=GROUP,
-    defaults={
-        "source_path": settings.INFOBASE_RAW,
-        "target_path": settings.SPLIT_CLUSTER_INFOBASE,
-        "csv_file": settings.INFOBASE_BUCKET_MAPPING,
-    },
     description="Step 1: the wide infobase snapshot split into IBE_NN/ tables (flat, one snapshot at a "
     "time) plus metadata/snapshot_dt.txt, under split_cluster/infobase_attributes/.",
 )
@@ -36,7 +31,6 @@ addressable_bucket = split_asset(
     name="addressable_bucket",
     job="addressable_bucket",
     group=GROUP,
-    defaults={"source_path": settings.ADDRESSABLE_COMPACTION, "target_path": settings.SPLIT_CLUSTER_ADDRESSABLE},
     description="Step 2: the addressable-ids compaction snapshot as addressable_ids/ plus "
     "metadata/snapshot_dt.txt, under split_cluster/addressable_ids/.",
 )
@@ -64,25 +58,33 @@ def ext_tables(context: AssetExecutionContext, config: ExtTablesConfig, lake: La
     snapshot = context.partition_key
     database = identifier(config.database or catalog.database, "DATABASE")
     max_cols = positive(config.max_cols, "MAX_COLS")
-    specs = []
+    specs, skipped = [], {}
     roots = [lake.resolve(r) for r in config.s3_roots]
     for root in roots:  # check everything before changing anything
         staged = staged_snapshot(root)
         if staged != snapshot:
             raise Failure(f"{root} holds snapshot_dt={staged}, not {snapshot}: materialize its split for {snapshot} first")
+        record = publish.publication(root, snapshot)
+        source_snapshot = record.source_snapshot_dt if record else snapshot
+        for table, why in (record.skipped_tables if record else {}).items():
+            skipped[identifier(f"{config.table_prefix}{table}".lower(), "table")] = why
         for folder in table_folders(root):
             name = identifier(f"{config.table_prefix}{folder}".lower(), "table")
             columns = parquet_columns(storage.join(root, folder))
             if len(columns) > max_cols:
                 raise Failure(f"{name} has {len(columns)} columns, more than MAX_COLS={max_cols}")
             specs.append(TableSpec(database, name, storage.join(root, folder), columns,
-                                   comment=snapshot_comment("ext", snapshot)))
+                                   comment=snapshot_comment("ext", snapshot, source_snapshot)))
     if not specs:
         raise Failure(f"no table folders under {', '.join(config.s3_roots)}")
     actions = {spec.name: catalog.apply_table(spec) for spec in specs}
-    context.log.info(f"ext tables in {database}: {actions}")
+    # A table the split skipped (missing_columns: skip_table) has no folder in this snapshot: its
+    # ext table would read nothing, so it is dropped (the files of earlier snapshots are untouched).
+    dropped = sorted(name for name in skipped if catalog.drop_table(database, name))
+    context.log.info(f"ext tables in {database}: {actions}" + (f"; dropped (skipped by the split): {dropped}" if dropped else ""))
     registered = catalog.list_tables(database, config.table_prefix.lower(), partitions=False)
-    return MaterializeResult(metadata=catalog_metadata(database, specs, actions),
+    metadata = {**catalog_metadata(database, specs, actions), "skipped_by_split": skipped or "none"}
+    return MaterializeResult(metadata=metadata,
                              check_results=[catalog_checks.ext_tables_match(registered, specs, roots, snapshot)])
 
 
@@ -127,11 +129,11 @@ def bucketed_tables(context: AssetExecutionContext, config: BucketedTablesConfig
             raise Failure(f"{staged_db}.{info.name} has no column {column} to bucket by")
     catalog.ensure_database(final_db)
     base_location = lake.resolve(config.bucketed_base)
-    comment = snapshot_comment(f"bucketed by {column} into {count}", snapshot)
 
     def build(base: str) -> str:
         name = identifier(f"bucketed_{base}", "table")
         source = staged[base]
+        comment = snapshot_comment(f"bucketed by {column} into {count}", snapshot, source.source_snapshot)
         writers = sizing.bucket_writers(sum(size for _, size in sizing.data_files(source.location)), count)
         catalog.replace_bucketed(final_db, name, (staged_db, source.name), storage.join(base_location, base),
                                  column, count, comment, writers)

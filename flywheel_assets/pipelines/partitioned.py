@@ -15,7 +15,7 @@ from flywheel_assets.pipelines import catalog_checks
 from flywheel_assets.pipelines.common import catalog_metadata
 from flywheel_assets.pipelines.split import split_asset
 from flywheel_assets.resources import Lake
-from flywheel_assets.spark_jobs import sizing, storage
+from flywheel_assets.spark_jobs import publish, sizing, storage
 
 GROUP = "partitioned_pipeline"
 
@@ -23,11 +23,6 @@ infobase_split_part = split_asset(
     name="infobase_split_part",
     job="infobase_split_and_part",
     group=GROUP,
-    defaults={
-        "source_path": settings.INFOBASE_RAW,
-        "target_path": settings.SPLIT_PART_INFOBASE,
-        "csv_file": settings.INFOBASE_PART_MAPPING,
-    },
     description="Step 1: the infobase snapshot split into <table>/snapshot_dt=<d>/ under "
     "split_part/infobase_attributes/; other snapshots are left untouched.",
 )
@@ -36,11 +31,6 @@ addressable_split_part = split_asset(
     name="addressable_split_part",
     job="addressable_split_and_part",
     group=GROUP,
-    defaults={
-        "source_path": settings.ADDRESSABLE_RAW,
-        "target_path": settings.SPLIT_PART_ADDRESSABLE,
-        "csv_file": settings.ADDRESSABLE_PART_MAPPING,
-    },
     description="Step 2: the raw addressable-ids snapshot as snapshot_dt=<d>/ under split_part/addressable_ids/.",
 )
 
@@ -50,12 +40,18 @@ class PartTablesConfig(Config):
     table_prefix: str = Field(default="part_", description="--TABLE_PREFIX")
 
 
-def part_specs(root: str, database: str, prefix: str, snapshot: str, catalog: Catalog) -> list[TableSpec]:
+def part_specs(root: str, database: str, prefix: str, snapshot: str, catalog: Catalog) -> tuple[list[TableSpec], dict]:
     """Table definitions from the snapshot just written; columns only ever added (older
-    partitions keep theirs), a type change is schema drift and fails."""
-    specs = []
-    for table, folder in sorted(part_datasets(root).items()):
+    partitions keep theirs), a type change is schema drift and fails. Tables the split skipped
+    for this snapshot (missing_columns: skip_table) are returned apart: they get no partition."""
+    specs, skipped = [], {}
+    for table, (folder, dataset) in sorted(part_datasets(root).items()):
         name = identifier(f"{prefix}{table}", "table")
+        record = publish.publication(dataset, snapshot)
+        why = {t.lower(): w for t, w in record.skipped_tables.items()}.get(table) if record else None
+        if why:
+            skipped[name] = why
+            continue
         partition = storage.join(folder, f"snapshot_dt={snapshot}")
         if not sizing.data_files(partition):
             raise Failure(f"{name}: no data in {partition}; materialize the split-part step for {snapshot} first")
@@ -67,12 +63,14 @@ def part_specs(root: str, database: str, prefix: str, snapshot: str, catalog: Ca
             if drift:
                 raise Failure(f"{name}: column types changed in snapshot_dt={snapshot}: {', '.join(drift)}")
             columns = existing.columns + [c for c in columns if c.name not in known]
+        source_snapshot = record.source_snapshot_dt if record else snapshot
         specs.append(TableSpec(database, name, folder, columns,
-                               comment=snapshot_comment("part; partitioned by snapshot_dt; last published", snapshot),
+                               comment=snapshot_comment("part; partitioned by snapshot_dt; last published", snapshot,
+                                                        source_snapshot),
                                partition_keys=[Column("snapshot_dt", "string")]))
     if not specs:
         raise Failure(f"no partitioned datasets under {root}")
-    return specs
+    return specs, skipped
 
 
 @asset(
@@ -84,10 +82,11 @@ def part_specs(root: str, database: str, prefix: str, snapshot: str, catalog: Ca
 )
 def part_tables(context: AssetExecutionContext, config: PartTablesConfig, lake: Lake, catalog: Catalog) -> MaterializeResult:
     database = identifier(config.staged_db or catalog.database, "STAGED_DB")
-    specs = part_specs(lake.resolve(config.source_path), database, config.table_prefix, context.partition_key, catalog)
+    specs, skipped = part_specs(lake.resolve(config.source_path), database, config.table_prefix,
+                                context.partition_key, catalog)
     actions = {spec.name: catalog.apply_table(spec) for spec in specs}
-    context.log.info(f"part tables in {database}: {actions}")
-    return MaterializeResult(metadata=catalog_metadata(database, specs, actions))
+    context.log.info(f"part tables in {database}: {actions}" + (f"; skipped by the split: {skipped}" if skipped else ""))
+    return MaterializeResult(metadata={**catalog_metadata(database, specs, actions), "skipped_by_split": skipped or "none"})
 
 
 class PreparePartTablesConfig(Config):
@@ -116,19 +115,25 @@ def prepared_part_tables(context: AssetExecutionContext, config: PreparePartTabl
     tables = [t for t in catalog.list_tables(database, config.table_prefix, partitions=False) if t.partition_keys]
     if not tables:
         raise Failure(f"no partitioned {config.table_prefix}* tables in {database}: materialize part_tables first")
+    # A table the split skipped for this snapshot (missing_columns: skip_table) has no folder for it,
+    # and Clean Rooms refuses registered partitions without data: only tables with data get one.
+    with_data = [t for t in tables if sizing.data_files(storage.join(t.location, f"snapshot_dt={snapshot}"))]
+    if not with_data:
+        raise Failure(f"no {config.table_prefix}* table has data for snapshot_dt={snapshot}: materialize the split-part steps first")
     started = time.monotonic()
     if config.mode == "msck":
         catalog.repair(database, [t.name for t in tables], positive(config.max_concurrency, "MAX_CONCURRENCY"),
                        float(config.poll_interval_sec))
     else:
-        for t in tables:
+        for t in with_data:
             catalog.add_partitions(database, t.name, [(snapshot, storage.join(t.location, f"snapshot_dt={snapshot}"))])
     registered = {t.name: set(catalog.partition_values(database, t.name)) for t in tables}
-    missing = [name for name, values in registered.items() if snapshot not in values]
+    missing = [t.name for t in with_data if snapshot not in registered[t.name]]
     if missing:
         raise Failure(f"snapshot_dt={snapshot} is not registered in {', '.join(missing)}")
     return MaterializeResult(metadata={
         "database": database, "mode": config.mode, "tables": [t.name for t in tables],
+        "without_data_for_snapshot": sorted({t.name for t in tables} - {t.name for t in with_data}) or "none",
         "table_count": len(tables), "snapshot_dt": snapshot,
         "registration_seconds": round(time.monotonic() - started, 3),
     }, check_results=catalog_checks.partitions_match(registered, tables, snapshot))

@@ -4,7 +4,7 @@ Run config mirrors the run book's arguments (see the README's parameter table); 
 relative to the lake's data root unless absolute. ``--SNAPSHOT_DT`` is the partition key.
 """
 
-from typing import Optional
+from typing import Literal, Optional
 
 from dagster import AssetCheckSpec, AssetExecutionContext, Config, Failure, asset
 from pydantic import Field, create_model
@@ -12,9 +12,9 @@ from pydantic import Field, create_model
 from flywheel_assets import settings
 from flywheel_assets.partitions import snapshot_partitions
 from flywheel_assets.resources import Lake, SparkJobRunner
-from flywheel_assets.spark_jobs import publish
+from flywheel_assets.spark_jobs import publish, storage
 from flywheel_assets.spark_jobs.checks import BLOCKING, WARNING
-from flywheel_assets.spark_jobs.split import BUCKET, DEFAULT_WRITE_PARALLELISM, JOBS
+from flywheel_assets.spark_jobs.split import BUCKET, DEFAULT_WRITE_PARALLELISM, EXACT, FAIL, JOBS
 
 
 CHECK_DESCRIPTIONS = {
@@ -22,16 +22,21 @@ CHECK_DESCRIPTIONS = {
     "columns": "every table has its mapped columns, lowercased, key first",
     "key_not_null": "customer_user_id is never null or blank",
     "file_sizing": "each table has the file count dynamic sizing planned",
+    "tables_skipped": "no table was skipped for mapped columns missing from the source (missing_columns: skip_table)",
 }
 
 # asset name -> its run-config defaults (the CLI discovers snapshots in the default sources)
 DEFAULTS: dict[str, dict] = {}
+SPLIT_JOBS: dict[str, str] = {}  # asset name -> run-book job
 
 
-def raw_sources(lake: Lake, assets=None) -> list[str]:
-    """The raw source folders behind the split assets in ``assets`` (all of them if none is a split asset)."""
-    names = (set(assets or ()) & set(DEFAULTS)) or DEFAULTS
-    return sorted({lake.resolve(DEFAULTS[a]["source_path"]) for a in names})
+def raw_sources(lake: Lake, assets=None) -> dict[str, str]:
+    """The raw source folders behind the split assets in ``assets`` (all of them if none is a split
+    asset), each with how a partition date finds its snapshot there (snapshots.EXACT or
+    AT_OR_BEFORE). The infobase source is always in: its snapshots are the partitions."""
+    names = (set(assets or ()) & set(DEFAULTS)) or set(DEFAULTS)
+    names |= {a for a, job in SPLIT_JOBS.items() if JOBS[job].snapshot_match == EXACT}
+    return {lake.resolve(DEFAULTS[a]["source_path"]): JOBS[SPLIT_JOBS[a]].snapshot_match for a in sorted(names)}
 
 
 class SplitConfig(Config):
@@ -48,17 +53,33 @@ class SplitConfig(Config):
         default=False, description="Bucket layout (one current snapshot): allow publishing a snapshot older "
         "than the one it holds",
     )
+    missing_columns: Literal["fail", "skip_table"] = Field(
+        default=FAIL, description="A mapped column the source lacks: fail (list them all), or skip_table "
+        "(publish the other tables; the skipped ones fail the tables_skipped warning check)",
+    )
+    max_bad_keys: str = Field(
+        default="0", description="Null or blank customer_user_id tolerated before the blocking key_not_null "
+        "check fails: a count (100) or a fraction of the rows (0.001 or 0.1%); within it the check warns",
+    )
 
-    def arguments(self, lake: Lake, snapshot: str) -> dict[str, str]:
+    def arguments(self, lake: Lake, snapshot: str, job: str, default_csv: Optional[str]) -> dict[str, str]:
         args = {
             "SNAPSHOT_DT": snapshot,
+            "SNAPSHOT_MATCH": JOBS[job].snapshot_match,
             "SOURCE_PATH": lake.resolve(self.source_path),
             "TARGET_PATH": lake.resolve(self.target_path),
             "TARGET_FILE_MB": str(self.target_file_mb),
             "WRITE_PARALLELISM": str(self.write_parallelism),
+            "MISSING_COLUMNS": self.missing_columns,
+            "MAX_BAD_KEYS": self.max_bad_keys,
         }
         if self.csv_file:
-            args["CSV_FILE"] = lake.resolve(self.csv_file)
+            csv = lake.resolve(self.csv_file)
+            # An optional mapping (addressable ids) that is absent at its default path means "all
+            # columns", as in production; a file the user named must exist.
+            optional = JOBS[job].mapping == "optional" and self.csv_file == default_csv
+            if not (optional and storage.read_bytes(csv) is None):
+                args["CSV_FILE"] = csv
         return args
 
 
@@ -72,8 +93,9 @@ def refuse_rollback(target: str, snapshot: str) -> None:
         )
 
 
-def split_asset(*, name: str, job: str, group: str, defaults: dict, description: str):
+def split_asset(*, name: str, job: str, group: str, description: str):
     """An asset that runs run-book job ``job`` for its snapshot partition."""
+    defaults = settings.SPLIT_JOB_PATHS[job]
     config_cls = create_model(
         f"{''.join(p.title() for p in name.split('_'))}Config",
         __base__=SplitConfig,
@@ -83,6 +105,7 @@ def split_asset(*, name: str, job: str, group: str, defaults: dict, description:
         },
     )
     DEFAULTS[name] = defaults
+    SPLIT_JOBS[name] = job
 
     @asset(
         name=name,
@@ -99,6 +122,7 @@ def split_asset(*, name: str, job: str, group: str, defaults: dict, description:
     def _split(context: AssetExecutionContext, config: config_cls, lake: Lake, spark_jobs: SparkJobRunner):
         if JOBS[job].layout == BUCKET and not config.allow_rollback:
             refuse_rollback(lake.resolve(config.target_path), context.partition_key)
-        yield from spark_jobs.run(context, job, config.arguments(lake, context.partition_key))
+        arguments = config.arguments(lake, context.partition_key, job, defaults.get("csv_file"))
+        yield from spark_jobs.run(context, job, arguments)
 
     return _split

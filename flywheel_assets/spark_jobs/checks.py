@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from flywheel_assets.spark_jobs.split import SplitResult
 
 BLOCKING = ("row_count", "columns", "key_not_null")
-WARNING = ("file_sizing",)
+WARNING = ("file_sizing", "tables_skipped")
 
 
 @dataclass
@@ -35,8 +35,12 @@ def split_checks(result: "SplitResult") -> list[Check]:
               {"source_rows": result.source_rows, "tables_with_other_counts": wrong_rows or "none"}),
         Check("columns", not wrong_columns, "ERROR",
               {"tables_checked": len(result.tables), "mismatches": wrong_columns or "none"}),
-        Check("key_not_null", result.bad_keys == 0, "ERROR", {"null_or_blank_keys": result.bad_keys}),
+        # Within the configured tolerance a null key warns (published, and alerted) instead of blocking.
+        Check("key_not_null", result.bad_keys == 0, "ERROR" if result.bad_keys > result.bad_keys_allowed else "WARN",
+              {"null_or_blank_keys": result.bad_keys, "tolerated": result.bad_keys_allowed}),
         Check("file_sizing", not off_size, "WARN", {"tables_off_plan": off_size or "none"}),
+        Check("tables_skipped", not result.skipped_tables, "WARN",
+              {"skipped_tables": result.skipped_tables or "none"}),
     ]
 
 

@@ -16,13 +16,35 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import asdict, dataclass, field
 
 from flywheel_assets.spark_jobs import storage
 
 STAGING = "_staging"
 MANIFEST = "_COMMITTED.json"
 RETIRED = "_retired"  # the tables' previous files, deleted once the run is published
-METADATA_FILE = "metadata/snapshot_dt.txt"
+METADATA_FILE = "metadata/snapshot_dt.txt"  # bucket layout: the snapshot (partition) it holds
+SOURCE_FILE = "metadata/source_snapshot_dt.txt"  # bucket layout: the source snapshot that was read
+PUBLISHED = "_published"  # <target>/_published/snapshot_dt=<d>.json: what each snapshot's publication holds
+
+
+@dataclass
+class Publication:
+    """What one run published: the partition, the source snapshot it was read from (at or before
+    the partition for the addressable sources), and the tables it skipped (missing columns)."""
+
+    snapshot_dt: str
+    source_snapshot_dt: str
+    skipped_tables: dict[str, str] = field(default_factory=dict)
+
+
+def publication(target: str, snapshot: str) -> Publication | None:
+    """The record of ``snapshot``'s publication under ``target`` (None: not published by this version)."""
+    text = storage.read_text(storage.join(target, PUBLISHED, f"snapshot_dt={snapshot}.json"))
+    if not text:
+        return None
+    data = json.loads(text)
+    return Publication(data["snapshot_dt"], data["source_snapshot_dt"], data.get("skipped_tables", {}))
 
 
 def published_snapshot(target: str) -> str | None:
@@ -36,11 +58,11 @@ def new_run(target: str, snapshot: str) -> str:
     return storage.join(target, STAGING, f"{snapshot}_{uuid.uuid4().hex[:12]}")
 
 
-def commit(target: str, run: str, folders: list[str], snapshot: str, whole_target: bool) -> None:
+def commit(target: str, run: str, folders: list[str], record: Publication, whole_target: bool) -> None:
     """Publish the run's ``folders`` (relative to target). ``whole_target`` (the bucket layout,
-    which holds one snapshot): other table folders are retired (a table dropped from the mapping)
-    and the snapshot is recorded in metadata/snapshot_dt.txt."""
-    manifest = {"snapshot_dt": snapshot, "folders": folders, "whole_target": whole_target}
+    which holds one snapshot): other table folders are retired (a table dropped from the mapping
+    or skipped) and the snapshot is recorded in metadata/snapshot_dt.txt."""
+    manifest = {**asdict(record), "folders": folders, "whole_target": whole_target}
     storage.write_text(storage.join(run, MANIFEST), json.dumps(manifest))
     roll_forward(target, run)
 
@@ -62,7 +84,12 @@ def roll_forward(target: str, run: str) -> str:
         for entry in storage.list_dir(target):
             if entry.is_dir and entry.name not in folders and entry.name != "metadata" and entry.name[0] not in "_.":
                 storage.move_tree(storage.join(target, entry.name), storage.join(run, RETIRED, f"dropped_{entry.name}"))
+        storage.write_text(storage.join(target, SOURCE_FILE), manifest.get("source_snapshot_dt", manifest["snapshot_dt"]) + "\n")
         storage.write_text(storage.join(target, METADATA_FILE), manifest["snapshot_dt"] + "\n")
+    record = Publication(manifest["snapshot_dt"], manifest.get("source_snapshot_dt", manifest["snapshot_dt"]),
+                         manifest.get("skipped_tables", {}))
+    storage.write_text(storage.join(target, PUBLISHED, f"snapshot_dt={record.snapshot_dt}.json"),
+                       json.dumps(asdict(record), sort_keys=True))
     discard(run)
     return manifest["snapshot_dt"]
 

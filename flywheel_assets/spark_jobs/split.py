@@ -15,12 +15,13 @@ from typing import Optional
 from flywheel_assets.spark_jobs import publish, sizing, storage
 from flywheel_assets.spark_jobs.checks import blocking_failures
 from flywheel_assets.spark_jobs.errors import FlywheelInputError
-from flywheel_assets.spark_jobs.mapping import COLUMN_NAME, KEY_COLUMN, Mapping, check_against_source, normalize
+from flywheel_assets.spark_jobs.mapping import COLUMN_NAME, KEY_COLUMN, Mapping, missing_columns, normalize
 from flywheel_assets.spark_jobs.runtime import spark_path
-from flywheel_assets.spark_jobs.snapshots import list_snapshots, resolve_snapshot, snapshot_path
+from flywheel_assets.spark_jobs.snapshots import AT_OR_BEFORE, EXACT, list_snapshots, resolve_snapshot, snapshot_path
 
 BUCKET, PART = "bucket", "part"
 DEFAULT_WRITE_PARALLELISM = 8  # tables written at once
+FAIL, SKIP_TABLE = "fail", "skip_table"  # what a mapped column missing from the source does
 
 
 @dataclass(frozen=True)
@@ -29,17 +30,21 @@ class SplitJob:
 
     name: str
     layout: str  # BUCKET: <target>/<table>/ ; PART: <target>/<table>/snapshot_dt=<d>/
-    mapping: str  # "required" | "optional" | "none"
+    mapping: str  # "required" | "optional" (none given: all columns) | "none"
     single_table: Optional[str] = None  # all (mapped) columns in one table with this name
+    # The infobase snapshot is the partition (EXACT); the addressable sources contribute their
+    # newest snapshot at or before it (AT_OR_BEFORE): sources do not land on the same day.
+    snapshot_match: str = EXACT
 
 
 JOBS = {
     job.name: job
     for job in (
         SplitJob("infobase_split_and_bucket", BUCKET, "required"),
-        SplitJob("addressable_bucket", BUCKET, "none", single_table="addressable_ids"),
+        SplitJob("addressable_bucket", BUCKET, "none", single_table="addressable_ids", snapshot_match=AT_OR_BEFORE),
         SplitJob("infobase_split_and_part", PART, "required"),
-        SplitJob("addressable_split_and_part", PART, "optional", single_table="addressable_ids"),
+        SplitJob("addressable_split_and_part", PART, "optional", single_table="addressable_ids",
+                 snapshot_match=AT_OR_BEFORE),
     )
 }
 
@@ -47,7 +52,8 @@ JOBS = {
 @dataclass
 class TablePlan:
     name: str
-    columns: list[str]  # key first
+    columns: list[str]  # output names, lowercase, key first
+    sources: list[str]  # the source's own names of those columns (any case)
     path: str  # the folder the data files of this snapshot end up in
     estimated_bytes: int
     files: int
@@ -69,13 +75,16 @@ class TableResult:
 @dataclass
 class SplitResult:
     job: str
-    snapshot: str
+    snapshot: str  # the partition: the date the output is published under
     source: str
     target: str
     source_rows: int
     source_bytes: int
     unmapped_columns: list[str]
+    source_snapshot: str = ""  # the source snapshot read (at or before ``snapshot``)
     bad_keys: int = 0  # rows whose customer_user_id is null or blank
+    bad_keys_allowed: int = 0  # tolerance: more than this fails the blocking check
+    skipped_tables: dict[str, str] = field(default_factory=dict)  # table -> why (missing_columns: skip_table)
     published: bool = False  # moved into place (not when a blocking check failed)
     tables: list[TableResult] = field(default_factory=list)
 
@@ -90,53 +99,61 @@ def source_files(folder: str) -> list[tuple[str, int]]:
     return files
 
 
-def normalized_names(columns: list[str], where: str) -> list[str]:
-    """Trimmed, lowercased column names; two that collide fail with both names."""
-    seen: dict[str, str] = {}
-    out = []
-    bad = [c for c in columns if not COLUMN_NAME.match(normalize(c))]
-    if bad:
-        raise FlywheelInputError(
-            f"{where}: column names must be letters, digits and _ only; not allowed: {', '.join(map(repr, bad[:10]))}"
-        )
+def by_output_name(columns: list[str]) -> dict[str, list[str]]:
+    """Source names by output name (trimmed, lowercased): production sources are uppercase."""
+    out: dict[str, list[str]] = {}
     for col in columns:
-        name = normalize(col)
-        if name in seen:
-            raise FlywheelInputError(
-                f"{where}: columns {seen[name]!r} and {col!r} collide after lowercasing"
-            )
-        seen[name] = col
-        out.append(name)
+        out.setdefault(normalize(col), []).append(col)
     return out
 
 
-def read_snapshot(spark, folder: str):
-    """The snapshot as a DataFrame with normalized column names, plus the original names."""
+def resolve_columns(names: dict[str, list[str]], wanted: list[str], where: str) -> dict[str, str]:
+    """output name -> source name for the columns a job uses. Only those are checked: a used
+    column must be a valid catalog name and match exactly one source column case-insensitively."""
+    problems, out = [], {}
+    for name in wanted:
+        found = names.get(name, [])
+        if not COLUMN_NAME.match(name):
+            problems.append(f"{', '.join(map(repr, found))} (letters, digits and _ only)")
+        elif len(found) > 1:
+            problems.append(f"{' and '.join(map(repr, found))} collide after lowercasing")
+        elif found:
+            out[name] = found[0]
+    if problems:
+        raise FlywheelInputError(f"{where}: columns not usable: {'; '.join(problems[:10])}")
+    return out
+
+
+def snapshot_dataframe(spark, folder: str):
+    # We match names case-insensitively ourselves, only for the columns used; Spark's own
+    # case-insensitive mode would refuse a source holding e.g. 'Dup' and 'DUP' even when unused.
+    spark.conf.set("spark.sql.caseSensitive", "true")
     try:
-        df = spark.read.parquet(spark_path(folder))
-        original = df.columns
+        return spark.read.parquet(spark_path(folder))
     except Exception as exc:  # Spark's own message names the corrupt file
         raise FlywheelInputError(f"cannot read snapshot {folder} as parquet: {_first_line(exc)}") from exc
-    names = normalized_names(original, folder)
-    if KEY_COLUMN not in names:
-        raise FlywheelInputError(
-            f"{folder}: key column {KEY_COLUMN!r} missing (columns: {', '.join(original[:10])}...)"
-        )
-    if "snapshot_dt" in names:
-        raise FlywheelInputError(f"{folder}: a data column named snapshot_dt clashes with the partition column")
-    return df.toDF(*names), original
 
 
 def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0][:500] if str(exc).strip() else type(exc).__name__
 
 
-def table_columns(job: SplitJob, mapping: Optional[Mapping], names: list[str]) -> tuple[dict[str, list[str]], list[str]]:
-    """table -> non-key columns, and the source columns no table takes."""
+def source_column(name: str):
+    """A column by its source name, whatever characters it has (``Spend $``)."""
+    from pyspark.sql import functions as F  # noqa: N812
+
+    return F.col("`" + name.replace("`", "``") + "`")
+
+
+def table_columns(job: SplitJob, mapping: Optional[Mapping], names: dict[str, list[str]], folder: str,
+                  missing_policy: str) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """table -> non-key output columns, and the tables skipped for missing columns."""
+    if KEY_COLUMN not in names:
+        raise FlywheelInputError(f"{folder}: key column {KEY_COLUMN!r} missing (any case; columns: "
+                                 f"{', '.join(c for cols in list(names.values())[:10] for c in cols)}...)")
     if mapping is None:
-        return {job.single_table: [c for c in names if c != KEY_COLUMN]}, []
-    unmapped = check_against_source(mapping, names)
-    tables = mapping.tables
+        return {job.single_table: [c for c in names if c != KEY_COLUMN]}, {}
+    tables = dict(mapping.tables)
     if job.single_table:
         if len(tables) != 1:
             raise FlywheelInputError(
@@ -144,7 +161,21 @@ def table_columns(job: SplitJob, mapping: Optional[Mapping], names: list[str]) -
                 f"the mapping names {len(tables)}: {', '.join(tables)}"
             )
         tables = {job.single_table: next(iter(tables.values()))}
-    return dict(tables), unmapped
+    missing = missing_columns(mapping, set(names))
+    if not missing.by_table:
+        return tables, {}
+    count = sum(len(c) for c in missing.by_table.values())
+    if missing_policy != SKIP_TABLE:
+        raise FlywheelInputError(
+            f"{mapping.source}: {count} mapped column(s) not in the source snapshot {folder}: {missing.describe()} "
+            f"(set missing_columns: skip_table to publish the other tables)")
+    skipped = {t: "missing " + ", ".join(f"{c} (line {n})" for c, n in cols) for t, cols in missing.by_table.items()}
+    if job.single_table:
+        skipped = {job.single_table: next(iter(skipped.values()))}
+    tables = {t: cols for t, cols in tables.items() if t not in skipped}
+    if not tables:
+        raise FlywheelInputError(f"{mapping.source}: every table lacks source columns: {missing.describe()}")
+    return tables, skipped
 
 
 def output_folder(job: SplitJob, target: str, table: str, snapshot: str) -> str:
@@ -154,15 +185,16 @@ def output_folder(job: SplitJob, target: str, table: str, snapshot: str) -> str:
     return storage.join(base, f"snapshot_dt={snapshot}")
 
 
-def plan(job, tables, original_by_name, column_sizes, target, snapshot, target_file_bytes) -> list[TablePlan]:
+def plan(job, tables, sources: dict[str, str], column_sizes, target, snapshot, target_file_bytes) -> list[TablePlan]:
     plans = []
     for table, cols in tables.items():
         columns = [KEY_COLUMN, *cols]
-        estimate = sum(column_sizes.get(original_by_name[c], 0) for c in columns)
+        estimate = sum(column_sizes.get(sources[c], 0) for c in columns)
         plans.append(
             TablePlan(
                 name=table,
                 columns=columns,
+                sources=[sources[c] for c in columns],
                 path=output_folder(job, target, table, snapshot),
                 estimated_bytes=estimate,
                 files=sizing.file_count(estimate, target_file_bytes),
@@ -171,7 +203,7 @@ def plan(job, tables, original_by_name, column_sizes, target, snapshot, target_f
     return plans
 
 
-def check_drift(job: SplitJob, plans: list[TablePlan], target: str, snapshot: str, source_types: dict) -> None:
+def check_drift(job: SplitJob, plans: list[TablePlan], snapshot: str, source_types: dict) -> None:
     """Part layout: a column's type must not change between snapshots of one table (its catalog
     table has one type per column); compared with the newest other snapshot written."""
     if job.layout != PART:
@@ -183,12 +215,34 @@ def check_drift(job: SplitJob, plans: list[TablePlan], target: str, snapshot: st
         if not files:
             continue
         old = {f.name: f.type for f in sizing.footer(files[0][0]).schema.to_arrow_schema()}
-        changed = [f"{c} ({old[c]} -> {source_types[c]})" for c in p.columns if c in old and old[c] != source_types[c]]
+        changed = [f"{c} ({old[c]} -> {source_types[s]})" for c, s in zip(p.columns, p.sources)
+                   if c in old and old[c] != source_types[s]]
         if changed:
             raise FlywheelInputError(
                 f"{table_root}: column types changed since snapshot_dt={others[-1]}: {', '.join(changed)}; "
                 "fix the source or write this snapshot to a new table"
             )
+
+
+def allowed_bad_keys(tolerance: str, rows: int) -> int:
+    """``--MAX_BAD_KEYS``: a count (``100``) or a fraction of the rows (``0.001`` or ``0.1%``)."""
+    text = str(tolerance).strip()
+    try:
+        if text.endswith("%"):
+            value = float(text[:-1]) / 100
+        elif "." in text or "e" in text.lower():
+            value = float(text)
+        else:
+            count = int(text)
+            if count < 0:
+                raise ValueError
+            return count
+        if not 0 <= value <= 1:
+            raise ValueError
+    except ValueError:
+        raise FlywheelInputError(f"--MAX_BAD_KEYS must be a count (e.g. 100) or a fraction of the rows "
+                                 f"(e.g. 0.001 or 0.1%), got {tolerance!r}") from None
+    return int(value * rows)
 
 
 def run_split(
@@ -201,6 +255,9 @@ def run_split(
     target_file_bytes: int,
     log=None,
     write_parallelism: int = DEFAULT_WRITE_PARALLELISM,
+    snapshot_match: Optional[str] = None,
+    missing_columns_policy: str = FAIL,
+    max_bad_keys: str = "0",
 ) -> SplitResult:
     from pyspark.sql import functions as F  # noqa: N812
 
@@ -212,29 +269,35 @@ def run_split(
                 log.info(msg)
     if job.mapping == "required" and mapping is None:
         raise FlywheelInputError(f"{job.name} needs a mapping file (--CSV_FILE)")
-    snapshot = resolve_snapshot(source, requested_snapshot)
-    folder = snapshot_path(source, snapshot)
+    snapshot, source_snapshot = resolve_snapshot(source, requested_snapshot, snapshot_match or job.snapshot_match)
+    folder = snapshot_path(source, source_snapshot)
     files = source_files(folder)
     column_sizes = sizing.column_bytes([uri for uri, _ in files])  # also vets every footer
-    normalized_names(list(column_sizes), folder)  # before Spark, whose own error names one column
-    df, original = read_snapshot(spark, folder)
-    names = list(df.columns)
-    tables, unmapped = table_columns(job, mapping, names)
-    plans = plan(job, tables, dict(zip(names, original)), column_sizes, target, snapshot, target_file_bytes)
+    names = by_output_name(list(column_sizes))
+    tables, skipped = table_columns(job, mapping, names, folder, missing_columns_policy)
+    used = [KEY_COLUMN, *dict.fromkeys(c for cols in tables.values() for c in cols)]
+    if job.layout == PART and "snapshot_dt" in used:
+        raise FlywheelInputError(f"{folder}: a data column named snapshot_dt clashes with the partition column")
+    sources = resolve_columns(names, used, folder)
+    unmapped = [c for c in column_sizes if normalize(c) not in sources]
+    plans = plan(job, tables, sources, column_sizes, target, snapshot, target_file_bytes)
     schema = sizing.footer(files[0][0]).schema.to_arrow_schema()
-    check_drift(job, plans, target, snapshot, {normalize(f.name): f.type for f in schema})
-    say(f"{job.name}: snapshot {snapshot}, {len(files)} source files, {len(plans)} tables, "
-        f"{len(unmapped)} unmapped columns")
+    check_drift(job, plans, snapshot, {f.name: f.type for f in schema})
+    df = snapshot_dataframe(spark, folder)
+    say(f"{job.name}: snapshot_dt={snapshot} from source snapshot {source_snapshot}, {len(files)} source files, "
+        f"{len(plans)} tables, {len(unmapped)} unmapped columns"
+        + (f", skipped (missing columns): {', '.join(skipped)}" if skipped else ""))
 
     # One pass over the key column only (parquet is columnar): row count and null/blank keys.
-    key = F.col(KEY_COLUMN)
+    key = source_column(sources[KEY_COLUMN])
     counts = df.select(key).agg(F.count(F.lit(1)).alias("rows"),
                                 F.sum(F.when(key.isNull() | (F.trim(key.cast("string")) == ""), 1).otherwise(0)).alias("bad"))
     counts = counts.collect()[0]
     source_rows, bad_keys = counts["rows"], counts["bad"] or 0
     if source_rows == 0:
         raise FlywheelInputError(f"snapshot {folder} is empty: 0 rows")
-    result = SplitResult(job.name, snapshot, source, target, source_rows, sum(s for _, s in files), unmapped, bad_keys)
+    result = SplitResult(job.name, snapshot, source, target, source_rows, sum(s for _, s in files), unmapped,
+                         source_snapshot, bad_keys, allowed_bad_keys(max_bad_keys, source_rows), skipped)
     # Every table is written aside and moved into place only when all are written and the blocking
     # checks pass: a failed or killed run leaves what was published as it was (see publish.py).
     publish.recover(target, None if job.layout == BUCKET else snapshot, say)
@@ -244,7 +307,7 @@ def run_split(
         # Each table reads only its own columns from the source (no cache: the tables split the
         # columns, so the source is read about once in all). One file: no shuffle; several: a
         # round-robin shuffle makes them even-sized.
-        out = df.select(*p.columns)
+        out = df.select(*[source_column(s).alias(c) for c, s in zip(p.columns, p.sources)])
         out = out.coalesce(1) if p.files == 1 else out.repartition(p.files)
         written = storage.join(run, relative(target, p.path))
         out.write.mode("overwrite").parquet(spark_path(written))
@@ -263,8 +326,8 @@ def run_split(
             say(f"not published: blocking checks failed: {', '.join(failed)}; {target} keeps what it had")
             publish.discard(run)
         else:
-            publish.commit(target, run, [relative(target, p.path) for p in plans], snapshot,
-                           whole_target=job.layout == BUCKET)
+            publish.commit(target, run, [relative(target, p.path) for p in plans],
+                           publish.Publication(snapshot, source_snapshot, skipped), whole_target=job.layout == BUCKET)
             result.published = True
     except BaseException:
         publish.discard(run)

@@ -107,20 +107,23 @@ def list_dir(uri: str) -> list[Entry]:
     return out
 
 
-def read_text(uri: str) -> Optional[str]:
-    """The file's text, or None if it does not exist."""
+def read_bytes(uri: str) -> Optional[bytes]:
+    """The file's content, or None if it does not exist."""
     if is_s3(uri):
         bucket, key = split_s3(uri)
         client = s3_client()
         try:
-            body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+            return client.get_object(Bucket=bucket, Key=key)["Body"].read()
         except client.exceptions.NoSuchKey:
             return None
-        return body.decode("utf-8-sig")
     path = local_path(uri)
-    if not path.is_file():
-        return None
-    return path.read_text(encoding="utf-8-sig")
+    return path.read_bytes() if path.is_file() else None
+
+
+def read_text(uri: str) -> Optional[str]:
+    """The file's text (UTF-8, BOM dropped), or None if it does not exist."""
+    data = read_bytes(uri)
+    return None if data is None else data.decode("utf-8-sig")
 
 
 def write_text(uri: str, text: str) -> None:
