@@ -29,9 +29,8 @@ TITLES = {
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rows", type=int, default=500_000)
-    parser.add_argument("--attributes", type=int, default=260, help="mapped attribute columns")
-    parser.add_argument("--tables", type=int, default=26)
+    parser.add_argument("--rows", type=int, default=75_000,
+                        help="rows of the production-shaped sample (27 tables, 1,744 columns)")
     parser.add_argument("--trials", type=int, default=3)
     parser.add_argument("--only", default=",".join(TITLES), help=f"comma-separated: {', '.join(TITLES)}")
     parser.add_argument("--work", default=str(Path.home() / ".cache" / "flywheel" / "bench"))
@@ -43,8 +42,7 @@ def main(argv=None) -> int:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    lake_s, lake = timed(split_floor.make_lake, work / f"lake-{args.rows}x{args.attributes}x{args.tables}",
-                         args.rows, args.attributes, args.tables)
+    lake_s, lake = timed(split_floor.make_lake, work / f"lake-production-{args.rows}", args.rows)
     print(f"source lake ready in {lake_s:.0f} s: {lake}", flush=True)
     figures = {}
     with tempfile.TemporaryDirectory(dir=work) as tmp, bench_home(Path(tmp)) as bench:
@@ -66,8 +64,7 @@ def main(argv=None) -> int:
             print(body + "\n", flush=True)
     total = time.perf_counter() - started
     header = (f"# Benchmarks\n\nWritten by `make bench` (`python -m benchmarks`) on {dt.date.today().isoformat()}: "
-              f"{total / 60:.1f} min in all ({', '.join(chosen)}), sizes `--rows {args.rows} --attributes "
-              f"{args.attributes} --tables {args.tables}`.\n\nMachine: {machine()}.\n")
+              f"{total / 60:.1f} min in all ({', '.join(chosen)}), production-shaped sample `--rows {args.rows}`.\n\nMachine: {machine()}.\n")
     text = DOCS.read_text()
     DOCS.write_text(header + "\n" + text[text.index("\n## "):].lstrip("\n") if "\n## " in text else header)
     (work / "last_figures.json").write_text(json.dumps(figures, indent=1, default=str))

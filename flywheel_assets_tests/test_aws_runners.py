@@ -17,6 +17,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance, materialize
 
 from flywheel_assets import settings as fw_settings
+from flywheel_assets.demo_data import addressable_dates, attribute_names
 from flywheel_assets.deploy import deploy
 from flywheel_assets.pipelines.bucketed import addressable_bucket, infobase_split
 from flywheel_assets.resources import GlueSparkRunner, Lake
@@ -35,7 +36,8 @@ def deployed(aws_env, tmp_path):
     settings = get_settings({"FLYWHEEL_ENV": "aws", "FLYWHEEL_HOME": str(tmp_path / "home"),
                              "FLYWHEEL_ARTIFACTS_S3": f"s3://{ARTIFACTS}/glue/flywheel/",
                              "FLYWHEEL_PIPES_S3": "s3://flywheel-pipes/pipes/",
-                             "FLYWHEEL_GLUE_ROLE": "arn:aws:iam::123456789012:role/flywheel-glue"})
+                             "FLYWHEEL_GLUE_ROLE": "arn:aws:iam::123456789012:role/flywheel-glue",
+                             "FLYWHEEL_GLUE_WORKERS": "24"})  # the production Terraform's count; the run book's is 8
     first = deploy(settings)
     return settings, first
 
@@ -47,12 +49,25 @@ def test_deploy_creates_the_run_book_jobs_then_changes_nothing(deployed):
              "etl-omc-flywheel-prod-infobase-split-and-part", "etl-omc-flywheel-prod-addressable-split-and-part"]
     assert {n: a for n, (a, _) in first.jobs.items()} == {n: "create" for n in names}
     job = glue.get_job(JobName=names[0])["Job"]
-    assert (job["GlueVersion"], job["WorkerType"], job["NumberOfWorkers"]) == ("5.0", "G.4X", 8)
+    assert (job["GlueVersion"], job["WorkerType"], job["NumberOfWorkers"], job["Timeout"]) == ("5.0", "G.4X", 24, 2880)
     assert job["Command"]["ScriptLocation"] == f"s3://{ARTIFACTS}/glue/flywheel/scripts/infobase_split_and_bucket.py"
     args = job["DefaultArguments"]
     assert args["--enable-glue-datacatalog"] == "true"
     assert args["--conf"] == "spark.sql.sources.partitionOverwriteMode=dynamic"
     assert args["--extra-py-files"].startswith(f"s3://{ARTIFACTS}/glue/flywheel/flywheel_jobs-")
+    # the run book's `aws glue start-job-run` commands work as written, or with no arguments at all
+    data = "s3://omc-flywheel-data-us-east-1-prod"
+    assert {k: args[k] for k in ("--SNAPSHOT_DT", "--SOURCE_PATH", "--TARGET_PATH", "--CSV_FILE")} == {
+        "--SNAPSHOT_DT": "_NONE_", "--SOURCE_PATH": f"{data}/opus/infobase_attributes/raw_input/",
+        "--TARGET_PATH": f"{data}/omc_cleanroom_data/split_cluster/infobase_attributes/",
+        "--CSV_FILE": f"{data}/omc_cleanroom_data/omc_flywheel_infobase_table_split_lowercase.csv"}
+    from flywheel_assets.spark_jobs.entry import job_arguments
+
+    parsed = job_arguments([x for pair in args.items() for x in pair])  # what the script reads from them
+    assert (parsed["SNAPSHOT_DT"], parsed["TARGET_PATH"]) == ("_NONE_", args["--TARGET_PATH"])
+    # no mapping for the addressable part job: without one it takes every column, as in production
+    part = glue.get_job(JobName="etl-omc-flywheel-prod-addressable-split-and-part")["Job"]["DefaultArguments"]
+    assert "--CSV_FILE" not in part and part["--SOURCE_PATH"] == f"{data}/opus/addressable_ids/raw_input/"
     calls = []
     glue.meta.events.register("provide-client-params.glue.*", lambda params, event_name, **_: calls.append(event_name))
     storage_calls = []
@@ -200,9 +215,10 @@ def test_split_asset_runs_the_deployed_script_through_pipes_glue_client(glue_sta
     mat = result.asset_materializations_for_node("addressable_bucket")[0]
     assert mat.asset_key == AssetKey("addressable_bucket")
     assert mat.metadata["source_rows"].value == SMALL.rows and mat.metadata["snapshot_dt"].value == LATEST
+    assert mat.metadata["source_snapshot_dt"].value == addressable_dates(SMALL)[-1]  # landed a day earlier
     assert mat.metadata["AWS Glue Job Run ID"].value.startswith("jr_")
     assert {e.check_name: e.passed for e in result.get_asset_check_evaluations()} == {
-        "row_count": True, "columns": True, "key_not_null": True, "file_sizing": True}
+        "row_count": True, "columns": True, "key_not_null": True, "file_sizing": True, "tables_skipped": True}
 
 
 def test_no_credentials_in_job_arguments_events_or_objects(glue_stand_in, lake, monkeypatch):
@@ -227,13 +243,14 @@ def test_no_credentials_in_job_arguments_events_or_objects(glue_stand_in, lake, 
 def test_failed_glue_run_reaches_the_user_with_error_run_id_and_logs(glue_stand_in, lake):
     settings, _ = glue_stand_in
     mapping = lake / fw_settings.INFOBASE_BUCKET_MAPPING
-    mapping.write_text(mapping.read_text() + "IBE_01,attr_income_000\n")
+    column = attribute_names(SMALL)[0]
+    mapping.write_bytes(mapping.read_bytes() + f"IBE_01,{column.lower()},again,{column},1\r\n".encode())
     result = materialize_on_glue(settings, lake, infobase_split)
     assert not result.success
     message = result.get_step_failure_events()[0].step_failure_data.error.message
     assert "Glue job etl-omc-flywheel-prod-infobase-split-and-bucket run jr_" in message
     assert "completed with status FAILED" in message
-    assert "column 'attr_income_000' listed twice for table IBE_01" in message
+    assert f"column '{column.lower()}' listed twice for table IBE_01" in message
     assert "gluestudio/home?region=us-east-1#/job/etl-omc-flywheel-prod-infobase-split-and-bucket/run/jr_" in message
     assert "log-events/jr_" in message
     assert not (lake / fw_settings.SPLIT_CLUSTER_INFOBASE).exists()
@@ -335,3 +352,26 @@ def test_iam_policies_grant_what_the_platform_calls():
     job = json.loads((root / "glue-job-role-policy.json").read_text())
     resources = [r for st in job["Statement"] for r in ([st["Resource"]] if isinstance(st["Resource"], str) else st["Resource"])]
     assert not any(r == "arn:aws:s3:::*" for r in resources)
+
+
+def test_script_runs_with_the_production_job_definitions_arguments(lake, spark_url):
+    """The production Terraform's argument names and extras, as its Glue job passes them, with this
+    repository's script in place of the original: nothing about the job definition changes."""
+    from flywheel_assets.resources import script_path
+
+    out = lake / fw_settings.SPLIT_PART_INFOBASE
+    args = ["--JOB_ID", "j_1", "--JOB_RUN_ID", "jr_1", "--JOB_NAME", "etl-omc-flywheel-prod-infobase-split-and-part",
+            "--job-bookmark-option", "job-bookmark-disable", "--TempDir", "s3://aws-glue-assets/temporary/",
+            "--enable-glue-datacatalog", "true", "--SNAPSHOT_DT", "_NONE_",
+            "--SOURCE_PATH", str(lake / fw_settings.INFOBASE_RAW), "--TARGET_BUCKET", str(out),
+            "--CSV_PATH", str(lake / fw_settings.INFOBASE_PART_MAPPING), "--BUCKET_COUNT", "256",
+            "--TARGET_FILE_MB", "512", "--spark.sql.adaptive.enabled", "true"]
+    env = {**os.environ, "FLYWHEEL_SPARK_RUNTIME": "local", "FLYWHEEL_SPARK_REMOTE": spark_url}
+    done = subprocess.run([sys.executable, str(script_path("infobase_split_and_part")), *args], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    tables = [t for t, _ in SMALL.tables]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith("_")) == sorted(tables)
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(out / "IBE_04_B" / f"snapshot_dt={LATEST}").column_names[0] == "customer_user_id"

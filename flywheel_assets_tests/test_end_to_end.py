@@ -1,11 +1,15 @@
 """`flywheel run` as a user runs it, on a lake the sample generator never produced.
 
-Other column names, three tables, three snapshots, a mapping header with extra columns; the
-Spark jobs run in subprocesses through Dagster Pipes on the project's local instance.
+Production's formats with other content: a mapping with the production header, BOM, CRLF and
+quoted descriptions (one table without its key row), uppercase source columns, three snapshots
+written out of date order, addressable sources landing a day before the infobase and no
+addressable mapping; the part pipeline's mapping in the short reversed-header format. The Spark
+jobs run in subprocesses through Dagster Pipes on the project's local instance.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -21,22 +25,27 @@ from flywheel_assets_tests.conftest import SECRETS, leaked
 
 SNAPSHOTS = ["2023-11-30", "2024-06-01", "2024-02-29"]  # not written in date order
 ROWS = 120
-GROUPS = {"Seg_Alpha": ["Score_A", "Flag_A"], "Seg_Beta": ["Spend_B", "Visit_Date_B", "Tier_B"],
-          "Seg_Gamma": ["Note_G"]}
-UNMAPPED = ["Legacy_Field"]
+GROUPS = {"Seg_Alpha": ["SCORE_A", "FLAG_A"], "Seg_Beta": ["SPEND_B", "VISIT_DATE_B", "TIER_B"],
+          "Seg_Gamma": ["NOTE_G"]}
+KEYLESS = "Seg_Gamma"  # listed without its customer_user_id row
+UNMAPPED = ["Legacy Field $"]
+
+
+def day_before(date: str) -> str:
+    return (dt.date.fromisoformat(date) - dt.timedelta(days=1)).isoformat()
 
 
 def infobase(snapshot_index: int) -> pa.Table:
     n = ROWS + snapshot_index  # each snapshot has a different row count
     return pa.table({
-        "CUSTOMER_USER_ID": [f"id-{snapshot_index}-{i}" for i in range(n)],
-        "Score_A": [i * 1.5 for i in range(n)],
-        "Flag_A": [i % 2 == 0 for i in range(n)],
-        "Spend_B": [i * 10 for i in range(n)],
-        "Visit_Date_B": pa.array([19000 + i for i in range(n)], pa.int32()).cast(pa.date32()),
-        "Tier_B": [None if i % 7 == 0 else "gold" for i in range(n)],
-        "Note_G": [f"n{i}" for i in range(n)],
-        "Legacy_Field": [0] * n,
+        "Customer_User_id": [f"id-{snapshot_index}-{i}" for i in range(n)],
+        "SCORE_A": [i * 1.5 for i in range(n)],
+        "FLAG_A": [i % 2 == 0 for i in range(n)],
+        "SPEND_B": [i * 10 for i in range(n)],
+        "VISIT_DATE_B": pa.array([19000 + i for i in range(n)], pa.int32()).cast(pa.date32()),
+        "TIER_B": [None if i % 7 == 0 else "gold" for i in range(n)],
+        "NOTE_G": [f"n{i}" for i in range(n)],
+        "Legacy Field $": [0] * n,
     })
 
 
@@ -58,17 +67,20 @@ def unseen_lake(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("unseen") / "lake"
     for i, snap in enumerate(SNAPSHOTS):
         write(root / settings.INFOBASE_RAW / f"snapshot_dt={snap}", infobase(i))
-        write(root / settings.ADDRESSABLE_COMPACTION / f"snapshot_dt={snap}", addressable(i))
-        write(root / settings.ADDRESSABLE_RAW / f"snapshot_dt={snap}", addressable(i))
+        write(root / settings.ADDRESSABLE_COMPACTION / f"snapshot_dt={day_before(snap)}", addressable(i))
+        write(root / settings.ADDRESSABLE_RAW / f"snapshot_dt={day_before(snap)}", addressable(i))
     (root / settings.INFOBASE_RAW / "_temporary").mkdir()
     (root / settings.INFOBASE_RAW / "snapshot_dt=not-a-date").mkdir()
     rows = [(t, c) for t, cols in GROUPS.items() for c in cols]
-    (root / settings.INFOBASE_BUCKET_MAPPING).write_text(
-        "Table_Name , Column_Name,Comment\n" + "".join(f"{t},{c},x\n" for t, c in rows))
+    production = ["OMC_FLYWHEEL_TABLE,OMC_FLYWHEEL_COLUMN,FUNCTION_DESCRIPTION,OPUS_COLUMN,ELEMENT_NUMBER"]
+    for table in GROUPS:
+        if table != KEYLESS:
+            production.append(f"{table},customer_user_id,Customer User ID,CUSTOMER_USER_ID,CUSTOMER_BASE_ID")
+        production += [f'{table},{c.lower()},"Segment {table}, column {c}",{c},{i}' for i, c in enumerate(GROUPS[table])]
+    (root / settings.INFOBASE_BUCKET_MAPPING).write_bytes(("\r\n".join(production) + "\r\n").encode("utf-8-sig"))
     (root / settings.INFOBASE_PART_MAPPING).write_text(
         "column_name,table_name\n" + "".join(f"{c.lower()},{t.lower()}_a\n" for t, c in rows))
-    (root / settings.ADDRESSABLE_PART_MAPPING).write_text("table_name,column_name\naddressable_ids,device_id\n")
-    return root
+    return root  # no addressable mapping, as in production: the addressable tables take every column
 
 
 def flywheel(home: Path, lake: Path, *args: str) -> subprocess.CompletedProcess:
@@ -93,7 +105,7 @@ def test_every_row_and_mapped_column_in_every_table(unseen_lake, latest_run):
     latest, n = "2024-06-01", ROWS + 1
     ids = {f"id-1-{i}" for i in range(n)}
     cluster = unseen_lake / settings.SPLIT_CLUSTER_INFOBASE
-    assert sorted(p.name for p in cluster.iterdir()) == ["Seg_Alpha", "Seg_Beta", "Seg_Gamma", "metadata"]
+    assert sorted(p.name for p in cluster.iterdir()) == ["Seg_Alpha", "Seg_Beta", "Seg_Gamma", "_published", "metadata"]
     assert (cluster / "metadata" / "snapshot_dt.txt").read_text().strip() == latest
     part = unseen_lake / settings.SPLIT_PART_INFOBASE
     for table, columns in GROUPS.items():
@@ -102,12 +114,14 @@ def test_every_row_and_mapped_column_in_every_table(unseen_lake, latest_run):
             out = pq.read_table(folder)
             assert out.column_names == lowered
             assert set(out.column("customer_user_id").to_pylist()) == ids and out.num_rows == n
-    assert sorted(p.name for p in part.iterdir()) == ["seg_alpha_a", "seg_beta_a", "seg_gamma_a"]
+    assert sorted(p.name for p in part.iterdir()) == ["_published", "seg_alpha_a", "seg_beta_a", "seg_gamma_a"]
     ad = pq.read_table(unseen_lake / settings.SPLIT_CLUSTER_ADDRESSABLE / "addressable_ids")
     assert ad.column_names == ["customer_user_id", "device_id", "email_sha256"] and ad.num_rows == n
-    assert (unseen_lake / settings.SPLIT_CLUSTER_ADDRESSABLE / "metadata" / "snapshot_dt.txt").read_text().strip() == latest
+    metadata = unseen_lake / settings.SPLIT_CLUSTER_ADDRESSABLE / "metadata"
+    assert (metadata / "snapshot_dt.txt").read_text().strip() == latest  # the partition
+    assert (metadata / "source_snapshot_dt.txt").read_text().strip() == day_before(latest)  # what was read
     ad_part = pq.read_table(unseen_lake / settings.SPLIT_PART_ADDRESSABLE / f"snapshot_dt={latest}")
-    assert ad_part.column_names == ["customer_user_id", "device_id"] and ad_part.num_rows == n
+    assert ad_part.column_names == ["customer_user_id", "device_id", "email_sha256"] and ad_part.num_rows == n
 
 
 def test_summary_and_instance_record_the_run(latest_run):
@@ -143,22 +157,23 @@ def test_bad_mapping_fails_clearly_and_changes_nothing(unseen_lake, latest_run, 
     cluster = unseen_lake / settings.SPLIT_CLUSTER_INFOBASE
     before = sorted((str(p), p.stat().st_mtime_ns) for p in cluster.rglob("*"))
     mapping = unseen_lake / settings.INFOBASE_BUCKET_MAPPING
-    good = mapping.read_text()
+    good = mapping.read_bytes()
     try:
-        mapping.write_text(good + "Seg_Alpha,score_a,dup\n")
+        mapping.write_bytes(good + b"Seg_Alpha,score_a,\"dup, again\",SCORE_A,9\r\n")
         proc = flywheel(home, unseen_lake, "run", "--select", "infobase_split")
     finally:
-        mapping.write_text(good)
+        mapping.write_bytes(good)
     assert proc.returncode == 1
     assert "infobase_split   " in proc.stdout and "FAILED" in proc.stdout
-    assert f"{mapping}, line 8: column 'score_a' listed twice for table Seg_Alpha (first on line 2)" in proc.stdout
+    assert f"{mapping}, line 10: column 'score_a' listed twice for table Seg_Alpha (first on line 3)" in proc.stdout
     assert sorted((str(p), p.stat().st_mtime_ns) for p in cluster.rglob("*")) == before
 
 
 def test_missing_snapshot_is_refused_before_any_run(unseen_lake, tmp_path, spark_url):
     proc = flywheel(tmp_path / "home", unseen_lake, "run", "--snapshot", "2024-01-01")
     assert proc.returncode == 2
-    assert "snapshot_dt=2024-01-01 not found" in proc.stderr and "2023-11-30, 2024-02-29, 2024-06-01" in proc.stderr
+    assert "snapshot_dt=2024-01-01 cannot be run: " in proc.stderr
+    assert "infobase_attributes/raw_input has no snapshot_dt=2024-01-01 (it has: 2023-11-30, 2024-02-29, 2024-06-01)" in proc.stderr
     assert not (tmp_path / "home" / "dagster" / "storage").exists() or not DagsterInstance.from_config(
         str(tmp_path / "home" / "dagster")).get_dynamic_partitions("snapshot_dt")
 
@@ -232,12 +247,12 @@ def test_older_backfill_leaves_the_bucketed_pipeline_alone(backfilled):
 def test_retry_failed_reruns_only_what_failed_and_downstream(backfilled):
     home, lake, _ = backfilled
     mapping = lake / settings.INFOBASE_BUCKET_MAPPING
-    good = mapping.read_text()
-    mapping.write_text(good + "Seg_Alpha,no_such_column,x\n")
+    good = mapping.read_bytes()
+    mapping.write_bytes(good + b"Seg_Alpha,no_such_column,x,NO_SUCH_COLUMN,1\r\n")
     try:
         failed = flywheel(home, lake, "run", "--snapshot", "2024-06-01", "--config", str(home / "small-buckets.yaml"))
     finally:
-        mapping.write_text(good)
+        mapping.write_bytes(good)
     assert failed.returncode == 1
     statuses = {}
     for line in failed.stdout.splitlines():
