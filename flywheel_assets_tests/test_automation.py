@@ -93,20 +93,23 @@ def evaluate(lake, cursor=None, instance=None):
 def test_new_complete_snapshots_become_partitions_and_runs_once(any_lake):
     snapshot(any_lake, "2024-01-15")
     snapshot(any_lake, "2024-02-15")
-    snapshot(any_lake, "2024-03-15", sources=SOURCES[:2])  # not in every source yet
+    snapshot(any_lake, "2024-03-14", sources=SOURCES[1:])  # the addressable sources land a day early,
+    snapshot(any_lake, "2024-03-15", sources=SOURCES[:1])  # the infobase a day later: 03-15 takes 03-14
+    snapshot(any_lake, "2024-01-10", sources=SOURCES[:1])  # no addressable snapshot that early yet
     snapshot(any_lake, "2024-04-15", success=False)  # being written, no marker, fresh files
     any_lake.mkdir(f"{settings.INFOBASE_RAW}snapshot_dt=not-a-date")
     result, instance = evaluate(any_lake)
-    assert [r.partition_key for r in result.run_requests] == ["2024-01-15", "2024-02-15"]
-    assert [r.run_key for r in result.run_requests] == ["2024-01-15", "2024-02-15"]
-    assert list(result.dynamic_partitions_requests[0].partition_keys) == ["2024-01-15", "2024-02-15"]
-    assert json.loads(result.cursor) == ["2024-01-15", "2024-02-15"]
-    # next tick: nothing new; then the late source arrives
+    ready = ["2024-01-15", "2024-02-15", "2024-03-15"]
+    assert [r.partition_key for r in result.run_requests] == ready
+    assert [r.run_key for r in result.run_requests] == ready
+    assert list(result.dynamic_partitions_requests[0].partition_keys) == ready
+    assert json.loads(result.cursor) == ready
+    # next tick: nothing new; then an addressable snapshot old enough for 2024-01-10 arrives
     again, _ = evaluate(any_lake, result.cursor, instance)
     assert not again.run_requests and again.cursor == result.cursor
-    snapshot(any_lake, "2024-03-15", sources=SOURCES[2:])
+    snapshot(any_lake, "2024-01-09", sources=SOURCES[1:])
     third, _ = evaluate(any_lake, result.cursor, instance)
-    assert [r.partition_key for r in third.run_requests] == ["2024-03-15"]
+    assert [r.partition_key for r in third.run_requests] == ["2024-01-10"]
 
 
 def test_incomplete_snapshot_waits_for_marker_or_quiet_period(tmp_path):
@@ -118,6 +121,13 @@ def test_incomplete_snapshot_waits_for_marker_or_quiet_period(tmp_path):
     assert ready_snapshots(sources, set(), quiet_seconds=900, now=now + 901) == ["2024-05-01"]
     lake.mkdir(f"{settings.ADDRESSABLE_RAW}snapshot_dt=2024-05-01/_temporary/0")  # a writer still at work
     assert ready_snapshots(sources, set(), quiet_seconds=900, now=now + 901) == []
+    # an addressable snapshot on or before the infobase one that is still being written is waited
+    # for, not passed over for an older one
+    snapshot(lake, "2024-04-01")
+    snapshot(lake, "2024-05-20", sources=SOURCES[1:], success=False)
+    snapshot(lake, "2024-05-21", sources=SOURCES[:1])
+    assert ready_snapshots(sources, set(), quiet_seconds=900, now=now) == ["2024-04-01"]
+    assert ready_snapshots(sources, {"2024-04-01"}, quiet_seconds=900, now=now + 901) == ["2024-05-21"]
 
 
 def test_late_older_snapshot_runs_only_the_partitioned_pipeline(tmp_path):

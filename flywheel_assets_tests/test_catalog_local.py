@@ -18,7 +18,7 @@ from flywheel_assets.spark_jobs.errors import FlywheelInputError
 from flywheel_assets.spark_jobs.mapping import load_mapping
 from flywheel_assets.spark_jobs.split import JOBS, run_split
 from flywheel_assets_tests.conftest import SMALL
-from flywheel_assets_tests.test_split_jobs import LATEST, OLDEST, paths
+from flywheel_assets_tests.test_split_jobs import AD_LATEST, LATEST, OLDEST, paths
 
 CATALOG_ASSETS = [ext_tables, bucketed_tables, part_tables, prepared_part_tables]
 BUCKETS = 8
@@ -30,7 +30,7 @@ def publish_split(spark, lake, snapshot):
         ("infobase_split_and_bucket", p["ib_raw"], p["cluster_ib"], p["bucket_csv"]),
         ("addressable_bucket", p["ad_comp"], p["cluster_ad"], None),
         ("infobase_split_and_part", p["ib_raw"], p["part_ib"], p["part_csv"]),
-        ("addressable_split_and_part", p["ad_raw"], p["part_ad"], p["ad_csv"]),
+        ("addressable_split_and_part", p["ad_raw"], p["part_ad"], None),
     ):
         run_split(spark, JOBS[job], source, target, snapshot, load_mapping(csv) if csv else None, 128 * 1024 * 1024)
 
@@ -82,7 +82,7 @@ def test_tables_columns_locations_comments_counts(published):
     part_mapping = load_mapping(paths(lake)["part_csv"])
     tables = {t.name: t for t in catalog.list_tables(catalog.database)}
     bases = [t.lower() for t in mapping.tables] + ["addressable_ids"]
-    parts = list(part_mapping.tables) + ["addressable_ids"]
+    parts = [t.lower() for t in part_mapping.tables] + ["addressable_ids"]
     assert set(tables) == {f"ext_{b}" for b in bases} | {f"bucketed_{b}" for b in bases} | {f"part_{p}" for p in parts}
     for table, columns in mapping.tables.items():
         ext = tables[f"ext_{table.lower()}"]
@@ -103,6 +103,10 @@ def test_tables_columns_locations_comments_counts(published):
         for snap in (OLDEST, LATEST):
             assert count(catalog, part.name, f"WHERE snapshot_dt = '{snap}'") == SMALL.rows
     assert tables["part_addressable_ids"].location == str(lake / settings.SPLIT_PART_ADDRESSABLE) + "/"
+    # the addressable sources landed a day before the infobase: the comments say what was read
+    for name in ("ext_addressable_ids", "bucketed_addressable_ids", "part_addressable_ids"):
+        assert (tables[name].snapshot, tables[name].source_snapshot) == (LATEST, AD_LATEST), name
+    assert tables["ext_ibe_01"].source_snapshot == LATEST and "source_snapshot_dt" not in tables["ext_ibe_01"].comment
 
 
 def test_bucketed_join_plans_no_shuffle(published):
@@ -137,11 +141,11 @@ def test_tables_filter_builds_a_subset_and_rejects_unknown_or_sql(spark, lake, c
     publish_split(spark, lake, LATEST)
     materialize_catalog(lake, catalog, LATEST, selection=[ext_tables])
     materialize_catalog(lake, catalog, LATEST, selection=[bucketed_tables],
-                        config=run_config(tables_filter="addressable_ids, ibe_02"))
+                        config=run_config(tables_filter="addressable_ids, miacs_02_a"))
     assert sorted(t.name for t in catalog.list_tables(catalog.database, "bucketed_")) == [
-        "bucketed_addressable_ids", "bucketed_ibe_02"]
+        "bucketed_addressable_ids", "bucketed_miacs_02_a"]
     bad = materialize_catalog(lake, catalog, LATEST, selection=[bucketed_tables], raise_on_error=False,
-                              config=run_config(tables_filter="ibe_02,ibe_99"))
+                              config=run_config(tables_filter="miacs_02_a,ibe_99"))
     assert not bad.success and "TABLES_FILTER names unknown tables ibe_99; staged tables: addressable_ids, ibe_01" in failure_message(bad)
     bad = materialize_catalog(lake, catalog, LATEST, selection=[bucketed_tables], raise_on_error=False,
                               config=run_config(tables_filter="ibe_01; DROP TABLE ext_ibe_01"))
@@ -153,7 +157,7 @@ def test_max_cols_names_the_table_and_count(spark, lake, catalog):
     publish_split(spark, lake, LATEST)
     result = materialize_catalog(lake, catalog, LATEST, selection=[ext_tables], raise_on_error=False,
                                  config={"ops": {"ext_tables": {"config": {"max_cols": 5}}}})
-    assert re.search(r"ext_ibe_0\d has [67] columns, more than MAX_COLS=5", failure_message(result))
+    assert re.search(r"ext_ibe_01 has 8 columns, more than MAX_COLS=5", failure_message(result))
     assert catalog.list_tables(catalog.database) == []  # checked before anything was created
 
 
@@ -243,7 +247,7 @@ def test_failed_blocking_check_keeps_wrong_data_out_of_the_tables(spark_url, lak
     from flywheel_assets.pipelines.bucketed import addressable_bucket
     from flywheel_assets.resources import LocalSparkRunner
 
-    folder = lake / settings.ADDRESSABLE_COMPACTION / f"snapshot_dt={LATEST}"
+    folder = lake / settings.ADDRESSABLE_COMPACTION / f"snapshot_dt={AD_LATEST}"
     first = next(folder.glob("*.parquet"))
     table = pq.read_table(first)
     keys = table.column("Customer_User_id").to_pylist()
@@ -277,17 +281,17 @@ def test_catalog_checks_pass_on_a_published_snapshot(published):
 
 
 def test_ext_table_over_a_folder_the_mapping_dropped_fails_its_check(published, spark):
-    """The new mapping has no IBE_04: its folder is retired and ext_ibe_04 would serve stale data."""
+    """The new mapping has no IBE_04_B: its folder is retired and ext_ibe_04_b would serve stale data."""
     lake, catalog = published
     mapping = lake / settings.INFOBASE_BUCKET_MAPPING
     mapping.write_text("\n".join(line for line in mapping.read_text().splitlines() if not line.startswith("IBE_04")))
     run_split(spark, JOBS["infobase_split_and_bucket"], paths(lake)["ib_raw"], paths(lake)["cluster_ib"], LATEST,
               load_mapping(str(mapping)), 128 * 1024 * 1024)
-    assert not (lake / settings.SPLIT_CLUSTER_INFOBASE / "IBE_04").exists()
+    assert not (lake / settings.SPLIT_CLUSTER_INFOBASE / "IBE_04_B").exists()
     result = materialize_catalog(lake, catalog, LATEST, selection=[ext_tables, bucketed_tables], raise_on_error=False)
     check = check_results(result)["catalog_matches_storage"]
-    assert not check.passed and list(check.metadata["problems"].value) == ["ext_ibe_04"]
-    assert "holds no table of snapshot_dt" in check.metadata["problems"].value["ext_ibe_04"]
+    assert not check.passed and list(check.metadata["problems"].value) == ["ext_ibe_04_b"]
+    assert "holds no table of snapshot_dt" in check.metadata["problems"].value["ext_ibe_04_b"]
     assert not result.success and not any(  # blocking: the bucketed tables were not rebuilt
         e.asset_key == AssetKey("bucketed_tables") for e in result.get_asset_materialization_events())
 
@@ -322,3 +326,30 @@ def test_registered_partition_without_data_fails_and_unregistered_folder_warns(p
     assert checks["written_partitions_registered"].metadata["problems"].value == {
         "part_addressable_ids": "written but not registered: 2030-01-01"}
     assert not result.success  # the blocking one fails the step
+
+
+def test_tables_the_split_skipped_leave_the_catalog_consistent(spark, lake, catalog):
+    """missing_columns: skip_table: the skipped table's ext table is dropped, the others are built,
+    its part table gets no partition for the snapshot, and every catalog check passes."""
+    publish_split(spark, lake, OLDEST)
+    materialize_catalog(lake, catalog, OLDEST)
+    p = paths(lake)
+    for job, target in (("infobase_split_and_bucket", p["cluster_ib"]), ("infobase_split_and_part", p["part_ib"])):
+        mapping = load_mapping(p["bucket_csv"])
+        mapping.tables["IBE_01_A"].append("gone_column")
+        mapping.lines[("IBE_01_A", "gone_column")] = 99
+        result = run_split(spark, JOBS[job], p["ib_raw"], target, LATEST, mapping, 128 * 1024 * 1024,
+                           missing_columns_policy="skip_table")
+        assert result.skipped_tables == {"IBE_01_A": "missing gone_column (line 99)"}
+    for job, source, target in (("addressable_bucket", p["ad_comp"], p["cluster_ad"]),
+                                ("addressable_split_and_part", p["ad_raw"], p["part_ad"])):
+        run_split(spark, JOBS[job], source, target, LATEST, None, 128 * 1024 * 1024)
+    result = materialize_catalog(lake, catalog, LATEST)
+    checks = check_results(result)
+    assert all(c.passed for c in checks.values()), {n: c.metadata for n, c in checks.items() if not c.passed}
+    tables = {t.name: t for t in catalog.list_tables(catalog.database)}
+    assert "ext_ibe_01_a" not in tables and tables["ext_ibe_01"].snapshot == LATEST
+    ext_meta = result.asset_materializations_for_node("ext_tables")[0].metadata
+    assert ext_meta["skipped_by_split"].value == {"ext_ibe_01_a": "missing gone_column (line 99)"}
+    assert catalog.partition_values(catalog.database, "part_ibe_01_a") == [OLDEST]
+    assert sorted(catalog.partition_values(catalog.database, "part_ibe_01")) == [OLDEST, LATEST]

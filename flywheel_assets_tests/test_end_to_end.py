@@ -105,7 +105,7 @@ def test_every_row_and_mapped_column_in_every_table(unseen_lake, latest_run):
     latest, n = "2024-06-01", ROWS + 1
     ids = {f"id-1-{i}" for i in range(n)}
     cluster = unseen_lake / settings.SPLIT_CLUSTER_INFOBASE
-    assert sorted(p.name for p in cluster.iterdir()) == ["Seg_Alpha", "Seg_Beta", "Seg_Gamma", "_published", "metadata"]
+    assert sorted(p.name for p in cluster.iterdir()) == ["Seg_Alpha", "Seg_Beta", "Seg_Gamma", "metadata"]
     assert (cluster / "metadata" / "snapshot_dt.txt").read_text().strip() == latest
     part = unseen_lake / settings.SPLIT_PART_INFOBASE
     for table, columns in GROUPS.items():
@@ -114,7 +114,7 @@ def test_every_row_and_mapped_column_in_every_table(unseen_lake, latest_run):
             out = pq.read_table(folder)
             assert out.column_names == lowered
             assert set(out.column("customer_user_id").to_pylist()) == ids and out.num_rows == n
-    assert sorted(p.name for p in part.iterdir()) == ["_published", "seg_alpha_a", "seg_beta_a", "seg_gamma_a"]
+    assert sorted(p.name for p in part.iterdir()) == ["seg_alpha_a", "seg_beta_a", "seg_gamma_a"]
     ad = pq.read_table(unseen_lake / settings.SPLIT_CLUSTER_ADDRESSABLE / "addressable_ids")
     assert ad.column_names == ["customer_user_id", "device_id", "email_sha256"] and ad.num_rows == n
     metadata = unseen_lake / settings.SPLIT_CLUSTER_ADDRESSABLE / "metadata"

@@ -120,6 +120,9 @@ def test_publication_interrupted_after_commit_is_rolled_forward(target):
     assert f"{publish.STAGING}/{other.rsplit('/', 1)[1]}/IBE_01/part-y.parquet" in listing(target)
     publish.recover(target, None, messages.append)
     assert listing(target) == {"IBE_01/part-new.parquet": "new 1", "IBE_02/part-new.parquet": "new 2",
-                               "metadata/snapshot_dt.txt": "2024-02-01\n"}
+                               "metadata/snapshot_dt.txt": "2024-02-01\n",
+                               # a manifest from before source snapshots were recorded: the snapshot itself
+                               "metadata/source_snapshot_dt.txt": "2024-02-01\n",
+                               "metadata/skipped_tables.json": '{"snapshot_dt": "2024-02-01", "tables": {}}'}
     assert any("finishing the publication of snapshot_dt=2024-02-01" in m for m in messages)
     assert any("removed the partial output of an interrupted run" in m for m in messages)

@@ -68,7 +68,7 @@ def test_infobase_split_and_bucket_layout_rows_columns_metadata(spark, lake):
     target = lake / settings.SPLIT_CLUSTER_INFOBASE
     src = source_table(str(lake / settings.INFOBASE_RAW / f"snapshot_dt={LATEST}"))
     mapping = load_mapping(paths(lake)["bucket_csv"])
-    assert sorted(p.name for p in target.iterdir()) == sorted([*mapping.tables, "_published", "metadata"])
+    assert sorted(p.name for p in target.iterdir()) == sorted([*mapping.tables, "metadata"])
     assert (target / "metadata" / "snapshot_dt.txt").read_text().strip() == LATEST
     assert "IBE_04_B" in mapping.tables  # listed without its key row: the key is added first
     src_by_lower = {name.lower(): name for name in src.column_names}
@@ -99,7 +99,7 @@ def test_new_snapshot_replaces_previous_in_bucket_layout(spark, lake):
     assert out.column_names == ["customer_user_id", "hashed_email", "maid", "ip_address", "id_type", "last_seen"]
     assert (target / "metadata" / "snapshot_dt.txt").read_text().strip() == LATEST
     assert (target / "metadata" / "source_snapshot_dt.txt").read_text().strip() == AD_LATEST
-    assert sorted(p.name for p in target.iterdir()) == ["_published", "addressable_ids", "metadata"]
+    assert sorted(p.name for p in target.iterdir()) == ["addressable_ids", "metadata"]
 
 
 def test_part_layout_keeps_other_snapshots_untouched(spark, lake):
@@ -123,9 +123,8 @@ def test_addressable_split_and_part_writes_one_partitioned_table(spark, lake):
     split(spark, lake, "addressable_split_and_part", snapshot=LATEST)
     target = lake / settings.SPLIT_PART_ADDRESSABLE
     # partitions are the infobase dates; the data is the addressable snapshot of the day before
-    assert sorted(p.name for p in target.iterdir() if p.is_dir()) == [
-        "_published", f"snapshot_dt={OLDEST}", f"snapshot_dt={LATEST}"]
-    assert publish.publication(str(target), LATEST) == publish.Publication(LATEST, AD_LATEST, {})
+    assert sorted(p.name for p in target.iterdir() if p.is_dir()) == [f"snapshot_dt={OLDEST}", f"snapshot_dt={LATEST}"]
+    assert publish.folder_publication(str(target / f"snapshot_dt={LATEST}")) == publish.Publication(LATEST, AD_LATEST)
     out = read_output(target / f"snapshot_dt={LATEST}")
     assert out.column_names == ["customer_user_id", "hashed_email", "maid", "ip_address", "id_type", "last_seen"]
     assert out.num_rows == SMALL.rows
@@ -281,10 +280,10 @@ def test_missing_columns_skip_table_publishes_the_other_tables(spark, lake):
                        load_mapping(str(csv)), MB, missing_columns_policy="skip_table")
     assert result.published and [t.name for t in result.tables] == ["IBE_01"]
     assert result.skipped_tables == {"IBE_02": "missing no_such (line 4), gone (line 5)"}
-    assert not (lake / settings.SPLIT_PART_INFOBASE / "IBE_02").exists()
+    assert not (lake / settings.SPLIT_PART_INFOBASE / "IBE_02" / f"snapshot_dt={LATEST}").exists()
     check = {c.name: c for c in split_checks(result)}["tables_skipped"]
     assert not check.passed and check.severity == "WARN"
-    assert publish.publication(p["part_ib"], LATEST).skipped_tables == result.skipped_tables
+    assert publish.part_table_skipped(p["part_ib"] + "/IBE_02", LATEST) == result.skipped_tables["IBE_02"]
 
 
 def test_null_keys_within_the_tolerance_are_published_and_warned(spark, tmp_path):

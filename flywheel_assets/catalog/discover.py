@@ -34,9 +34,8 @@ def parquet_columns(folder: str) -> list[Column]:
     return [Column(column_name(f.name, f"column in {folder}"), hive_type(f.type)) for f in schema]
 
 
-def part_datasets(root: str) -> dict[str, tuple[str, str]]:
-    """Partitioned datasets under the split_part root: table name -> (table folder, the split
-    target it was written under, which holds its publication records).
+def part_datasets(root: str) -> dict[str, str]:
+    """Partitioned datasets under the split_part root: table name -> table folder.
 
     ``<root>/<dataset>/snapshot_dt=.../`` is one table named after the dataset (addressable_ids);
     ``<root>/<dataset>/<table>/snapshot_dt=.../`` is one table per sub-folder (infobase tables).
@@ -45,8 +44,8 @@ def part_datasets(root: str) -> dict[str, tuple[str, str]]:
     for dataset in table_folders(root):
         folder = storage.join(root, dataset)
         if list_snapshots(folder):
-            tables[dataset.lower()] = (folder, folder)
+            tables[dataset.lower()] = folder
             continue
         for table in table_folders(folder):
-            tables[table.lower()] = (storage.join(folder, table), folder)
+            tables[table.lower()] = storage.join(folder, table)
     return tables

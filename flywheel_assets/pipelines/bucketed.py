@@ -64,17 +64,16 @@ def ext_tables(context: AssetExecutionContext, config: ExtTablesConfig, lake: La
         staged = staged_snapshot(root)
         if staged != snapshot:
             raise Failure(f"{root} holds snapshot_dt={staged}, not {snapshot}: materialize its split for {snapshot} first")
-        record = publish.publication(root, snapshot)
-        source_snapshot = record.source_snapshot_dt if record else snapshot
-        for table, why in (record.skipped_tables if record else {}).items():
+        for table, why in publish.skipped_tables(root, snapshot).items():
             skipped[identifier(f"{config.table_prefix}{table}".lower(), "table")] = why
         for folder in table_folders(root):
             name = identifier(f"{config.table_prefix}{folder}".lower(), "table")
             columns = parquet_columns(storage.join(root, folder))
             if len(columns) > max_cols:
                 raise Failure(f"{name} has {len(columns)} columns, more than MAX_COLS={max_cols}")
+            record = publish.folder_publication(storage.join(root, folder))
             specs.append(TableSpec(database, name, storage.join(root, folder), columns,
-                                   comment=snapshot_comment("ext", snapshot, source_snapshot)))
+                                   comment=snapshot_comment("ext", snapshot, record and record.source_snapshot_dt)))
     if not specs:
         raise Failure(f"no table folders under {', '.join(config.s3_roots)}")
     actions = {spec.name: catalog.apply_table(spec) for spec in specs}

@@ -45,14 +45,13 @@ def part_specs(root: str, database: str, prefix: str, snapshot: str, catalog: Ca
     partitions keep theirs), a type change is schema drift and fails. Tables the split skipped
     for this snapshot (missing_columns: skip_table) are returned apart: they get no partition."""
     specs, skipped = [], {}
-    for table, (folder, dataset) in sorted(part_datasets(root).items()):
+    for table, folder in sorted(part_datasets(root).items()):
         name = identifier(f"{prefix}{table}", "table")
-        record = publish.publication(dataset, snapshot)
-        why = {t.lower(): w for t, w in record.skipped_tables.items()}.get(table) if record else None
-        if why:
+        partition = storage.join(folder, f"snapshot_dt={snapshot}")
+        why = publish.part_table_skipped(folder, snapshot)
+        if why and not sizing.data_files(partition):
             skipped[name] = why
             continue
-        partition = storage.join(folder, f"snapshot_dt={snapshot}")
         if not sizing.data_files(partition):
             raise Failure(f"{name}: no data in {partition}; materialize the split-part step for {snapshot} first")
         columns = [c for c in parquet_columns(partition) if c.name != "snapshot_dt"]
@@ -63,6 +62,7 @@ def part_specs(root: str, database: str, prefix: str, snapshot: str, catalog: Ca
             if drift:
                 raise Failure(f"{name}: column types changed in snapshot_dt={snapshot}: {', '.join(drift)}")
             columns = existing.columns + [c for c in columns if c.name not in known]
+        record = publish.folder_publication(partition)
         source_snapshot = record.source_snapshot_dt if record else snapshot
         specs.append(TableSpec(database, name, folder, columns,
                                comment=snapshot_comment("part; partitioned by snapshot_dt; last published", snapshot,

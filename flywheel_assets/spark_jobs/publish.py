@@ -10,6 +10,12 @@ does it write the run's manifest, the commit point, and move each folder into pl
 Runs of one target never overlap in the bucket layout (a Dagster pool of 1); in the part layout
 runs of different snapshots may, so a run only recovers its own snapshot's leftovers.
 Spark, Hive and the table discovery all skip ``_staging/`` (leading underscore).
+
+What each publication holds travels with the data: every published folder carries
+``_PUBLICATION.json`` (the partition and the source snapshot read, which is older for a source that
+landed earlier); a table skipped for missing columns is recorded in ``metadata/skipped_tables.json``
+(bucket layout, whose folder for it is retired) or as ``<table>/_SKIPPED_snapshot_dt=<d>.json``
+(part layout). Readers (Spark, Hive, Athena) ignore files whose names start with ``_``.
 """
 
 from __future__ import annotations
@@ -25,26 +31,49 @@ MANIFEST = "_COMMITTED.json"
 RETIRED = "_retired"  # the tables' previous files, deleted once the run is published
 METADATA_FILE = "metadata/snapshot_dt.txt"  # bucket layout: the snapshot (partition) it holds
 SOURCE_FILE = "metadata/source_snapshot_dt.txt"  # bucket layout: the source snapshot that was read
-PUBLISHED = "_published"  # <target>/_published/snapshot_dt=<d>.json: what each snapshot's publication holds
+SKIPPED_FILE = "metadata/skipped_tables.json"  # bucket layout: tables left out of the snapshot
+RECORD = "_PUBLICATION.json"  # in every published folder
 
 
 @dataclass
 class Publication:
     """What one run published: the partition, the source snapshot it was read from (at or before
-    the partition for the addressable sources), and the tables it skipped (missing columns)."""
+    the partition for the addressable sources), and the tables it skipped (missing columns), by
+    the folder (relative to the target) that would hold them."""
 
     snapshot_dt: str
     source_snapshot_dt: str
-    skipped_tables: dict[str, str] = field(default_factory=dict)
+    skipped_tables: dict[str, str] = field(default_factory=dict)  # table -> why
+    skipped_folders: dict[str, str] = field(default_factory=dict)  # table root (part layout) -> why
+
+    def record(self) -> str:
+        return json.dumps({"snapshot_dt": self.snapshot_dt, "source_snapshot_dt": self.source_snapshot_dt})
 
 
-def publication(target: str, snapshot: str) -> Publication | None:
-    """The record of ``snapshot``'s publication under ``target`` (None: not published by this version)."""
-    text = storage.read_text(storage.join(target, PUBLISHED, f"snapshot_dt={snapshot}.json"))
+def folder_publication(folder: str) -> Publication | None:
+    """The record of the publication a folder holds (None: written before records existed)."""
+    text = storage.read_text(storage.join(folder, RECORD))
     if not text:
         return None
     data = json.loads(text)
-    return Publication(data["snapshot_dt"], data["source_snapshot_dt"], data.get("skipped_tables", {}))
+    return Publication(data["snapshot_dt"], data["source_snapshot_dt"])
+
+
+def skipped_marker(table_root: str, snapshot: str) -> str:
+    return storage.join(table_root, f"_SKIPPED_snapshot_dt={snapshot}.json")
+
+
+def skipped_tables(target: str, snapshot: str) -> dict[str, str]:
+    """Bucket layout: the tables the publication of ``snapshot`` left out, and why."""
+    text = storage.read_text(storage.join(target, SKIPPED_FILE))
+    data = json.loads(text) if text else {}
+    return data.get("tables", {}) if data.get("snapshot_dt") == snapshot else {}
+
+
+def part_table_skipped(table_root: str, snapshot: str) -> str | None:
+    """Part layout: why the split left this table out of ``snapshot`` (None: it did not)."""
+    text = storage.read_text(skipped_marker(table_root, snapshot))
+    return json.loads(text)["why"] if text else None
 
 
 def published_snapshot(target: str) -> str | None:
@@ -84,12 +113,13 @@ def roll_forward(target: str, run: str) -> str:
         for entry in storage.list_dir(target):
             if entry.is_dir and entry.name not in folders and entry.name != "metadata" and entry.name[0] not in "_.":
                 storage.move_tree(storage.join(target, entry.name), storage.join(run, RETIRED, f"dropped_{entry.name}"))
+        storage.write_text(storage.join(target, SKIPPED_FILE), json.dumps(
+            {"snapshot_dt": manifest["snapshot_dt"], "tables": manifest.get("skipped_tables", {})}))
         storage.write_text(storage.join(target, SOURCE_FILE), manifest.get("source_snapshot_dt", manifest["snapshot_dt"]) + "\n")
         storage.write_text(storage.join(target, METADATA_FILE), manifest["snapshot_dt"] + "\n")
-    record = Publication(manifest["snapshot_dt"], manifest.get("source_snapshot_dt", manifest["snapshot_dt"]),
-                         manifest.get("skipped_tables", {}))
-    storage.write_text(storage.join(target, PUBLISHED, f"snapshot_dt={record.snapshot_dt}.json"),
-                       json.dumps(asdict(record), sort_keys=True))
+    for root, why in manifest.get("skipped_folders", {}).items():
+        storage.write_text(skipped_marker(storage.join(target, root) if root else target, manifest["snapshot_dt"]),
+                           json.dumps({"why": why}))
     discard(run)
     return manifest["snapshot_dt"]
 

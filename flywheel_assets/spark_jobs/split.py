@@ -302,6 +302,8 @@ def run_split(
     # checks pass: a failed or killed run leaves what was published as it was (see publish.py).
     publish.recover(target, None if job.layout == BUCKET else snapshot, say)
     run = publish.new_run(target, snapshot)
+    record = publish.Publication(snapshot, source_snapshot, skipped, {} if job.layout == BUCKET else {
+        relative(target, output_folder(job, target, t, snapshot).rsplit("/", 1)[0]): why for t, why in skipped.items()})
 
     def write(p: TablePlan) -> TableResult:
         # Each table reads only its own columns from the source (no cache: the tables split the
@@ -311,6 +313,7 @@ def run_split(
         out = out.coalesce(1) if p.files == 1 else out.repartition(p.files)
         written = storage.join(run, relative(target, p.path))
         out.write.mode("overwrite").parquet(spark_path(written))
+        storage.write_text(storage.join(written, publish.RECORD), record.record())
         stats = sizing.folder_stats(written)
         say(f"{p.name}: {stats.rows} rows, {stats.files} files, {stats.bytes} bytes")
         return TableResult(p.name, p.path, stats.rows, stats.files, stats.bytes, len(p.columns), p.files,
@@ -326,8 +329,8 @@ def run_split(
             say(f"not published: blocking checks failed: {', '.join(failed)}; {target} keeps what it had")
             publish.discard(run)
         else:
-            publish.commit(target, run, [relative(target, p.path) for p in plans],
-                           publish.Publication(snapshot, source_snapshot, skipped), whole_target=job.layout == BUCKET)
+            publish.commit(target, run, [relative(target, p.path) for p in plans], record,
+                           whole_target=job.layout == BUCKET)
             result.published = True
     except BaseException:
         publish.discard(run)
@@ -336,4 +339,5 @@ def run_split(
 
 
 def relative(root: str, path: str) -> str:
+    """``path`` below ``root`` ("" for root itself)."""
     return path[len(root.rstrip("/")) + 1:]
