@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import flywheel_assets
-from flywheel_assets.settings import DEFAULT_TARGET_FILE_MB, SPLIT_JOB_PATHS, Settings
+from flywheel_assets.settings import DEFAULT_TARGET_FILE_MB, SPLIT_JOB_PATHS, Settings, glue_job_name
 from flywheel_assets.spark_jobs import storage
 from flywheel_assets.spark_jobs.snapshots import LATEST
 from flywheel_assets.spark_jobs.split import JOBS
@@ -27,10 +27,6 @@ DEFAULT_ARGUMENTS = {
     "--enable-metrics": "true",
     "--enable-continuous-cloudwatch-log": "true",
 }
-
-
-def glue_job_name(settings: Settings, job: str) -> str:
-    return settings.glue_job_prefix + job.replace("_", "-")
 
 
 def bundle_bytes() -> bytes:
@@ -84,7 +80,7 @@ def run_book_arguments(settings: Settings, job: str) -> dict[str, str]:
 
 def job_definition(settings: Settings, job: str, script_uri: str, bundle_uri: str) -> dict:
     return {
-        "Description": f"flywheel {job} (run book: {glue_job_name(settings, job)}); deployed by flywheel deploy",
+        "Description": f"flywheel {job} (run book: {glue_job_name(job, settings.glue_job_prefix)}); deployed by flywheel deploy",
         "Role": settings.glue_role,
         "Command": {"Name": "glueetl", "ScriptLocation": script_uri, "PythonVersion": "3"},
         "DefaultArguments": {**DEFAULT_ARGUMENTS, **run_book_arguments(settings, job), "--extra-py-files": bundle_uri},
@@ -119,7 +115,7 @@ def plan(settings: Settings, glue) -> Plan:
         script = script_uri(artifacts, job)
         wanted[script] = (PACKAGE_DIR / "spark_jobs" / "scripts" / f"{job}.py").read_bytes()
         definition = job_definition(settings, job, script, bundle_uri_)
-        name = glue_job_name(settings, job)
+        name = glue_job_name(job, settings.glue_job_prefix)
         try:
             existing = glue.get_job(JobName=name)["Job"]
             action = "update" if _differs(existing, definition) else "unchanged"

@@ -24,7 +24,7 @@ from dagster._core.errors import DagsterPipesExecutionError
 from flywheel_assets.catalog.aws import GlueAthenaCatalog
 from flywheel_assets.catalog.local import LocalCatalog
 from flywheel_assets.local_spark import LocalSpark
-from flywheel_assets.settings import Settings
+from flywheel_assets.settings import GLUE_JOB_PREFIX, Settings, glue_job_name
 from flywheel_assets.spark_jobs import scripts, storage
 from flywheel_assets.spark_jobs.errors import FlywheelInputError
 
@@ -123,7 +123,7 @@ class GlueSparkRunner(SparkJobRunner):
 
     region: str = "us-east-1"
     pipes_s3: str  # s3://bucket/prefix/ for Pipes context and messages
-    job_prefix: str = "etl-omc-flywheel-prod-"
+    job_prefix: str = GLUE_JOB_PREFIX
     message_interval_sec: float = 5.0
 
     def glue_client(self):
@@ -135,7 +135,7 @@ class GlueSparkRunner(SparkJobRunner):
         script_path(job)  # a known job
         client = PipesGlueClient(client=self.glue_client(), **pipes_over_s3(self.pipes_s3, self.message_interval_sec),
                                  forward_termination=True)  # terminating the Dagster run stops the Glue run
-        name = self.job_prefix + job.replace("_", "-")
+        name = glue_job_name(job, self.job_prefix)
         args = {f"--{k}": str(v) for k, v in arguments.items()}
         try:
             invocation = client.run(context=context, start_job_run_params={"JobName": name, "Arguments": args})

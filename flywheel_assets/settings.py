@@ -41,6 +41,7 @@ SPLIT_JOB_PATHS = {
 AWS_DATA_ROOT = "s3://omc-flywheel-data-us-east-1-prod"
 AWS_ANALYSIS_ROOT = "s3://omc-flywheel-prod-analysis-data"
 
+GLUE_JOB_PREFIX = "etl-omc-flywheel-prod-"  # the run book's job names: <prefix><job with dashes>
 ENVIRONMENTS = ("local", "aws")
 DEFAULT_TARGET_FILE_MB = 128
 
@@ -108,7 +109,7 @@ def get_settings(environ: dict | None = None) -> Settings:
         artifacts_s3=env_vars.get("FLYWHEEL_ARTIFACTS_S3")
         or f"{_absolute(data_root).rstrip('/')}/omc_cleanroom_data/glue/flywheel/",
         glue_role=env_vars.get("FLYWHEEL_GLUE_ROLE", "omc-flywheel-prod-glue-role"),
-        glue_job_prefix=env_vars.get("FLYWHEEL_GLUE_JOB_PREFIX", "etl-omc-flywheel-prod-"),
+        glue_job_prefix=env_vars.get("FLYWHEEL_GLUE_JOB_PREFIX", GLUE_JOB_PREFIX),
         snapshot_quiet_seconds=float(env_vars.get("FLYWHEEL_SNAPSHOT_QUIET_SECONDS", "900")),
         aws_spark_runtime=_choice(env_vars.get("FLYWHEEL_AWS_SPARK_RUNTIME", "glue"), "FLYWHEEL_AWS_SPARK_RUNTIME",
                                   ("glue", "emr-serverless")),
@@ -120,6 +121,11 @@ def get_settings(environ: dict | None = None) -> Settings:
         glue_timeout_minutes=_positive(env_vars.get("FLYWHEEL_GLUE_TIMEOUT_MINUTES", "2880"),
                                        "FLYWHEEL_GLUE_TIMEOUT_MINUTES"),
     )
+
+
+def glue_job_name(job: str, prefix: str = GLUE_JOB_PREFIX) -> str:
+    """``infobase_split_and_bucket`` -> ``etl-omc-flywheel-prod-infobase-split-and-bucket``."""
+    return prefix + job.replace("_", "-")
 
 
 def _positive(value: str, name: str) -> int:

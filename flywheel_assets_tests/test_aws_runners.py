@@ -221,6 +221,35 @@ def test_split_asset_runs_the_deployed_script_through_pipes_glue_client(glue_sta
         "row_count": True, "columns": True, "key_not_null": True, "file_sizing": True, "tables_skipped": True}
 
 
+def test_production_inputs_through_glue_land_every_mapped_column_and_row(glue_stand_in, lake):
+    """The production-format mapping and sources through the deployed script on the Glue stand-in:
+    every mapped column in its table, lowercased, key first, every source row; the addressable
+    part job without a mapping (as deployed) takes every column of the earlier-landed source."""
+    import pyarrow.parquet as pq
+
+    from flywheel_assets.pipelines.partitioned import addressable_split_part, infobase_split_part
+    from flywheel_assets.spark_jobs.mapping import load_mapping
+
+    settings, stand_in = glue_stand_in
+    for asset in (infobase_split_part, addressable_split_part):
+        result = materialize_on_glue(settings, lake, asset)
+        assert result.success, [e.step_failure_data.error.message for e in result.get_step_failure_events()]
+    assert "--CSV_FILE" not in stand_in.started[1]["Arguments"]  # the default addressable mapping is absent
+    source = pq.read_table(lake / fw_settings.INFOBASE_RAW / f"snapshot_dt={LATEST}")
+    by_lower = {c.lower(): c for c in source.column_names}
+    mapping = load_mapping(str(lake / fw_settings.INFOBASE_PART_MAPPING))
+    assert len(mapping.tables) == len(SMALL.tables)
+    for table, columns in mapping.tables.items():
+        out = pq.read_table(lake / fw_settings.SPLIT_PART_INFOBASE / table / f"snapshot_dt={LATEST}")
+        assert out.column_names == ["customer_user_id", *columns]
+        expected = source.select([by_lower[c] for c in out.column_names]).rename_columns(out.column_names)
+        assert sorted(out.to_pylist(), key=lambda r: r["customer_user_id"]) == sorted(
+            expected.to_pylist(), key=lambda r: r["customer_user_id"])
+    addressable = pq.read_table(lake / fw_settings.SPLIT_PART_ADDRESSABLE / f"snapshot_dt={LATEST}")
+    raw = pq.read_table(lake / fw_settings.ADDRESSABLE_RAW / f"snapshot_dt={addressable_dates(SMALL)[-1]}")
+    assert addressable.column_names == [c.lower() for c in raw.column_names] and addressable.num_rows == raw.num_rows
+
+
 def test_no_credentials_in_job_arguments_events_or_objects(glue_stand_in, lake, monkeypatch):
     """The orchestrator's keys stay in its environment: not in Glue arguments, Pipes messages
     on S3, event log or metadata (the job runs with its own role)."""

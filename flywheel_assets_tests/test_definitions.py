@@ -78,3 +78,27 @@ def test_bucket_layout_writers_never_overlap_across_runs(tmp_path):
     pools = {name: defs.resolve_assets_def(name).op.pool for name in DEFAULTS}
     assert pools == {"infobase_split": "infobase_split_target", "addressable_bucket": "addressable_bucket_target",
                      "infobase_split_part": None, "addressable_split_part": None}
+
+
+def test_addressable_mapping_is_optional_only_at_its_default_path(tmp_path):
+    """Absent at the run book's default path: all columns (production has none). Named by the
+    user: passed on, so the job says it is missing."""
+    from flywheel_assets import settings
+    from flywheel_assets.pipelines.split import SplitConfig
+    from flywheel_assets.resources import Lake
+
+    lake = Lake(data_root=str(tmp_path))
+    paths = settings.SPLIT_JOB_PATHS["addressable_split_and_part"]
+    default = SplitConfig(**paths)
+    args = default.arguments(lake, "2024-02-15", "addressable_split_and_part", paths["csv_file"])
+    assert "CSV_FILE" not in args and args["SNAPSHOT_MATCH"] == "at_or_before"
+    (tmp_path / paths["csv_file"]).parent.mkdir(parents=True)
+    (tmp_path / paths["csv_file"]).write_text("table_name,column_name\naddressable_ids,maid\n")
+    assert default.arguments(lake, "2024-02-15", "addressable_split_and_part", paths["csv_file"])["CSV_FILE"] == str(
+        tmp_path / paths["csv_file"])
+    named = SplitConfig(**{**paths, "csv_file": "elsewhere/none.csv"})
+    assert named.arguments(lake, "2024-02-15", "addressable_split_and_part", paths["csv_file"])["CSV_FILE"] == str(
+        tmp_path / "elsewhere/none.csv")
+    infobase = settings.SPLIT_JOB_PATHS["infobase_split_and_part"]
+    args = SplitConfig(**infobase).arguments(lake, "2024-02-15", "infobase_split_and_part", infobase["csv_file"])
+    assert args["CSV_FILE"] == str(tmp_path / infobase["csv_file"]) and args["SNAPSHOT_MATCH"] == "exact"

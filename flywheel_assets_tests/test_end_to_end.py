@@ -136,7 +136,7 @@ def test_summary_and_instance_record_the_run(latest_run):
     meta = event.asset_materialization.metadata
     assert event.asset_materialization.partition == "2024-06-01"
     assert meta["tables_written"].value == 3 and meta["source_rows"].value == ROWS + 1
-    assert meta["unmapped_columns"].value == ["legacy_field"] and meta["unmapped_columns_count"].value == 1
+    assert meta["unmapped_columns"].value == ["Legacy Field $"] and meta["unmapped_columns_count"].value == 1
     assert {t["name"]: t["rows"] for t in meta["tables"].value} == {t: ROWS + 1 for t in GROUPS}
 
 

@@ -113,7 +113,7 @@ def split_asset(*, name: str, job: str, group: str, description: str):
         partitions_def=snapshot_partitions,
         kinds={"spark", "parquet"},
         description=description,
-        metadata={"run_book_job": f"etl-omc-flywheel-prod-{job.replace('_', '-')}"},
+        metadata={"run_book_job": settings.glue_job_name(job)},
         # The bucket layout holds one snapshot: two runs must not replace its folders at once.
         pool=f"{name}_target" if JOBS[job].layout == BUCKET else None,
         check_specs=[AssetCheckSpec(c, asset=name, blocking=c in BLOCKING, description=CHECK_DESCRIPTIONS[c])
