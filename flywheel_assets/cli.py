@@ -106,12 +106,14 @@ def cmd_tables(args, settings: Settings) -> int:
     database = args.database or catalog.database
     tables = catalog.list_tables(database)
     rows = [
-        (t.name, t.location, t.snapshot or "-", t.partitions if t.partition_keys else "-",
+        (t.name, t.location, t.snapshot or "-",
+         t.source_snapshot if t.source_snapshot and t.source_snapshot != t.snapshot else "-",
+         t.partitions if t.partition_keys else "-",
          f"{','.join(t.bucket_columns)} x {t.num_buckets}" if t.num_buckets else "-", len(t.columns))
         for t in tables
     ]
     print(f"database {database} on {catalog.engine()}")
-    print_table(["table", "location", "snapshot_dt", "partitions", "buckets", "columns"], rows)
+    print_table(["table", "location", "snapshot_dt", "read from", "partitions", "buckets", "columns"], rows)
     return 0
 
 
