@@ -119,23 +119,40 @@ def test_part_tables_published_from_s3_register_exactly_the_new_snapshot(aws):
 
 
 def athena_ctas_stand_in(aws_catalog):
-    """moto accepts Athena queries without running them; do what Athena's CTAS would do in Glue."""
+    """moto accepts Athena queries without running them; do what Athena's CTAS would do in Glue,
+    reading the statement with the same SQL parser the SQL tests use."""
+    from flywheel_assets_tests.test_athena_sql import ctas_parts
+
     seen = []
 
     def on_start(params, **_):
         sql = params["QueryString"]
         seen.append(params)
-        match = re.match(r'CREATE TABLE "(\w+)"\."(\w+)" WITH .*external_location = \'([^\']+)\', '
-                         r"bucketed_by = ARRAY\['(\w+)'\], bucket_count = (\d+)\)", sql)
-        if match:
-            db, table, loc, col, count = match.groups()
+        if sql.startswith("CREATE TABLE"):
+            parts = ctas_parts(sql)
+            db, table = parts["table"]
             glue().create_table(DatabaseName=db, TableInput={
                 "Name": table, "TableType": "EXTERNAL_TABLE", "Parameters": {"has_encrypted_data": "false"},
-                "StorageDescriptor": {"Columns": [{"Name": "customer_user_id", "Type": "string"}], "Location": loc,
-                                      "BucketColumns": [col], "NumberOfBuckets": int(count)}})
-            key = loc.split(f"s3://{BUCKET}/", 1)[1] + "00000_0.parquet"
+                "StorageDescriptor": {"Columns": [{"Name": c, "Type": "string"} for c in parts["columns"]],
+                                      "Location": parts["external_location"],
+                                      "BucketColumns": parts["bucketed_by"], "NumberOfBuckets": parts["bucket_count"]}})
+            key = parts["external_location"].split(f"s3://{BUCKET}/", 1)[1] + "00000_0.parquet"
             put_parquet(key, pa.table({"customer_user_id": ["a"]}))
     return seen, on_start
+
+
+@pytest.fixture(autouse=True)
+def every_athena_statement_parses(monkeypatch):
+    """Every statement the catalog sends to Athena in these tests goes through the Athena-dialect
+    parser first (moto runs none of them)."""
+    from flywheel_assets_tests.test_athena_sql import assert_athena_sql
+
+    original = GlueAthenaCatalog.run_sql
+
+    def checked(self, sql, *args, **kwargs):
+        assert_athena_sql(sql)
+        return original(self, sql, *args, **kwargs)
+    monkeypatch.setattr(GlueAthenaCatalog, "run_sql", checked)
 
 
 def test_bucketed_tables_ctas_then_atomic_swap(aws, monkeypatch):
@@ -151,8 +168,10 @@ def test_bucketed_tables_ctas_then_atomic_swap(aws, monkeypatch):
     assert len(ctas) == 2
     assert re.fullmatch(
         r'CREATE TABLE "omc_flywheel_prod"\."bucketed_ibe_01__staging_[0-9a-f]{8}" WITH \(format = \'PARQUET\', '
+        r"parquet_compression = 'SNAPPY', "
         rf"external_location = 's3://{BUCKET}/omc_cleanroom_data/cleanroom_tables/bucketed/ibe_01/v\d{{8}}T\d{{6}}_[0-9a-f]{{8}}/', "
-        r"bucketed_by = ARRAY\['customer_user_id'\], bucket_count = 256\) AS SELECT \* FROM \"omc_flywheel_prod\"\.\"ext_ibe_01\"",
+        r"bucketed_by = ARRAY\['customer_user_id'\], bucket_count = 256\) AS SELECT \"customer_user_id\", \"attr_a\" "
+        r"FROM \"omc_flywheel_prod\"\.\"ext_ibe_01\"",
         ctas[0]["QueryString"])
     assert ctas[0]["WorkGroup"] == "primary"
     assert ctas[0]["ResultConfiguration"] == {"OutputLocation": f"s3://{BUCKET}/athena-results/"}

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from dagster import Failure
 
+from flywheel_assets.catalog import athena_sql
 from flywheel_assets.catalog.base import Catalog, chunks
 from flywheel_assets.catalog.names import (
     Column,
@@ -202,7 +203,7 @@ class GlueAthenaCatalog(Catalog):
         return query_id
 
     def repair(self, database: str, tables: list[str], max_concurrency: int, poll_interval: float) -> None:
-        statements = [f"MSCK REPAIR TABLE `{identifier(database)}`.`{identifier(t)}`" for t in tables]
+        statements = [athena_sql.msck_repair(database, t) for t in tables]
         with ThreadPoolExecutor(max_workers=positive(max_concurrency, "MAX_CONCURRENCY", 50)) as pool:
             list(pool.map(lambda sql: self.run_sql(sql, database, poll_interval), statements))
 
@@ -211,14 +212,12 @@ class GlueAthenaCatalog(Catalog):
         glue = self._client("glue")
         staging = identifier(f"{name}__staging_{uuid.uuid4().hex[:8]}", "table")
         new_location = _s3_location(storage.join(location_base, f"v{time.strftime('%Y%m%dT%H%M%S')}_{uuid.uuid4().hex[:8]}"))
-        src_db, src = identifier(source[0], "database"), identifier(source[1], "table")
-        count = positive(bucket_count, "BUCKET_COUNT", 100_000)
+        staged = self.describe(source[0], source[1], partitions=False)
+        if staged is None:
+            raise AthenaQueryError(f"{source[0]}.{source[1]} does not exist: materialize ext_tables first")
         # Athena CTAS writes into an empty, fresh location; the final table is switched only after.
-        ctas = (
-            f'CREATE TABLE "{identifier(database)}"."{staging}" WITH (format = \'PARQUET\', '
-            f"external_location = '{new_location}', bucketed_by = ARRAY['{column_name(bucket_column)}'], "
-            f'bucket_count = {count}) AS SELECT * FROM "{src_db}"."{src}"'
-        )
+        ctas = athena_sql.bucketed_ctas(database, staging, new_location, source, [c.name for c in staged.columns],
+                                        bucket_column, bucket_count)
         try:
             self.run_sql(ctas, database)
             built = glue.get_table(DatabaseName=database, Name=staging)["Table"]

@@ -1,0 +1,34 @@
+"""The statements the platform sends to Athena, built in one place from validated names only.
+
+Athena runs DDL such as ``MSCK REPAIR TABLE`` in its Hive dialect (backquoted names) and queries,
+CTAS included, in its Trino dialect (double-quoted names). The tests parse every template with a
+real SQL parser in the Athena dialect (sqlglot), since moto accepts any text without running it.
+"""
+
+from __future__ import annotations
+
+from flywheel_assets.catalog.names import column_name, identifier, location, positive
+from flywheel_assets.spark_jobs.errors import FlywheelInputError
+
+
+def bucketed_ctas(database: str, table: str, external_location: str, source: tuple[str, str], columns: list[str],
+                  bucket_column: str, bucket_count: int) -> str:
+    """CREATE TABLE ... AS SELECT into an empty location, Hive-bucketed, snappy parquet like the
+    split outputs (Athena's own default compression differs), columns listed with the key first."""
+    key = column_name(bucket_column, "BUCKET_COL")
+    if key not in columns:
+        raise FlywheelInputError(f"{source[0]}.{source[1]} has no column {key} to bucket by")
+    ordered = [key, *(column_name(c) for c in columns if c != key)]
+    return (
+        f'CREATE TABLE "{identifier(database)}"."{identifier(table)}" WITH ('
+        f"format = 'PARQUET', parquet_compression = 'SNAPPY', "
+        f"external_location = '{location(external_location)}', "
+        f"bucketed_by = ARRAY['{key}'], bucket_count = {positive(bucket_count, 'BUCKET_COUNT', 100_000)}) "
+        f"AS SELECT {', '.join(f'{chr(34)}{c}{chr(34)}' for c in ordered)} "
+        f'FROM "{identifier(source[0])}"."{identifier(source[1])}"'
+    )
+
+
+def msck_repair(database: str, table: str) -> str:
+    """Discover every partition folder of a table (explicit repair mode)."""
+    return f"MSCK REPAIR TABLE `{identifier(database)}`.`{identifier(table)}`"
