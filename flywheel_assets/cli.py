@@ -163,6 +163,8 @@ def cmd_deploy(args, settings: Settings) -> int:
     result = deploy(settings, dry_run=args.dry_run)
     for line in result.describe():
         print(("would " if args.dry_run and not line.startswith("unchanged") else "") + line)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 

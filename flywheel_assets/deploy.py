@@ -9,7 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import flywheel_assets
-from flywheel_assets.settings import DEFAULT_TARGET_FILE_MB, SPLIT_JOB_PATHS, Settings, glue_job_name
+from flywheel_assets.settings import (
+    BUCKETED_BASE,
+    DEFAULT_TARGET_FILE_MB,
+    SPLIT_JOB_PATHS,
+    SPLIT_PART_ROOT,
+    Settings,
+    glue_job_name,
+)
 from flywheel_assets.spark_jobs import storage
 from flywheel_assets.spark_jobs.snapshots import LATEST
 from flywheel_assets.spark_jobs.split import JOBS
@@ -46,6 +53,7 @@ class Plan:
     uploads: dict[str, bytes] = field(default_factory=dict)  # uri -> content, only what differs
     unchanged_uploads: list[str] = field(default_factory=list)
     jobs: dict[str, tuple[str, dict]] = field(default_factory=dict)  # name -> (create|update|unchanged, definition)
+    warnings: list[str] = field(default_factory=list)  # what deploying cannot fix, e.g. Lake Formation
 
     def describe(self) -> list[str]:
         lines = [f"upload {uri} ({len(body)} bytes)" for uri, body in self.uploads.items()]
@@ -142,9 +150,44 @@ def apply(plan_: Plan, glue) -> None:
             glue.update_job(JobName=name, JobUpdate=definition)
 
 
-def deploy(settings: Settings, dry_run: bool = False, glue=None) -> Plan:
+def catalog_locations(settings: Settings) -> list[str]:
+    """The S3 locations behind the platform's catalog tables: what Athena reads (the split outputs,
+    sources of the bucketed CTAS) and writes (the bucketed tables)."""
+    paths = [SPLIT_JOB_PATHS["infobase_split_and_bucket"]["target_path"],
+             SPLIT_JOB_PATHS["addressable_bucket"]["target_path"], SPLIT_PART_ROOT, BUCKETED_BASE]
+    return [storage.join(settings.data_root, p) + "/" for p in paths]
+
+
+def lake_formation_gaps(settings: Settings, lakeformation) -> list[str]:
+    """Catalog locations Lake Formation does not know while it manages others: there, Athena's CTAS
+    is denied until the location is registered (production's first bucketed run failed so). Says
+    so when it cannot tell."""
+    try:
+        registered, token = [], None
+        while True:  # botocore has no paginator for it
+            page = lakeformation.list_resources(**({"NextToken": token} if token else {}))
+            registered += [r["ResourceArn"] for r in page.get("ResourceInfoList", [])]
+            token = page.get("NextToken")
+            if not token:
+                break
+    except Exception as exc:  # AccessDenied, or Lake Formation not available in the region
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code") or type(exc).__name__
+        return [f"Lake Formation: cannot list registered locations ({code}); if it manages this data lake, "
+                "register the locations listed in the README's 'Lake Formation' section"]
+    if not registered:
+        return []  # Lake Formation manages no S3 location: IAM alone governs access
+    covered = [arn.replace("arn:aws:s3:::", "s3://", 1).rstrip("/") + "/" for arn in registered]
+    return [f"Lake Formation: {location} is not registered (it manages {len(registered)} other location(s)); "
+            f"Athena will be denied there: aws lakeformation register-resource --resource-arn "
+            f"arn:aws:s3:::{location[len('s3://'):].rstrip('/')} --use-service-linked-role"
+            for location in catalog_locations(settings) if not any(location.startswith(c) for c in covered)]
+
+
+def deploy(settings: Settings, dry_run: bool = False, glue=None, lakeformation=None) -> Plan:
     glue = glue or storage.aws_client("glue", settings.aws_region)
     result = plan(settings, glue)
+    result.warnings = lake_formation_gaps(settings, lakeformation or storage.aws_client("lakeformation",
+                                                                                       settings.aws_region))
     if not dry_run:
         apply(result, glue)
     return result

@@ -112,6 +112,32 @@ class _Run:
     final: dict | None = None
 
 
+def test_deploy_says_which_catalog_locations_lake_formation_does_not_know(deployed):
+    """Production's first CTAS was denied until its source location was registered."""
+    from botocore.stub import Stubber
+
+    from flywheel_assets.deploy import catalog_locations
+
+    settings, first = deployed
+    assert first.warnings == []  # Lake Formation manages nothing here: IAM alone governs
+    lf = boto3.client("lakeformation")
+    data = "s3://omc-flywheel-data-us-east-1-prod/omc_cleanroom_data"
+    lf.register_resource(ResourceArn="arn:aws:s3:::omc-flywheel-data-us-east-1-prod/omc_cleanroom_data/split_cluster",
+                         UseServiceLinkedRole=True)
+    dry = deploy(settings, dry_run=True, lakeformation=lf)
+    unregistered = [w.split(": ", 1)[1].split(" is not registered")[0] for w in dry.warnings]
+    assert unregistered == [f"{data}/split_part/", f"{data}/cleanroom_tables/bucketed/"]
+    assert "aws lakeformation register-resource --resource-arn arn:aws:s3:::omc-flywheel-data-us-east-1-prod/" \
+           "omc_cleanroom_data/split_part --use-service-linked-role" in dry.warnings[0]
+    assert len(catalog_locations(settings)) == 4  # both split_cluster roots are covered by the registration
+    denied = boto3.client("lakeformation")
+    stub = Stubber(denied)
+    stub.add_client_error("list_resources", "AccessDeniedException", "not allowed")
+    with stub:
+        warnings = deploy(settings, dry_run=True, lakeformation=denied).warnings
+    assert len(warnings) == 1 and "cannot list registered locations (AccessDeniedException)" in warnings[0]
+
+
 class GlueStandIn:
     """moto records the job runs; this runs them: the job's ScriptLocation and --extra-py-files are
     downloaded from (moto's) S3 and executed as Glue would, `python script.py --ARG value ...`, on
@@ -375,7 +401,8 @@ def test_iam_policies_grant_what_the_platform_calls():
               "glue:GetJob", "glue:GetTable", "glue:GetTables", "glue:CreateTable", "glue:UpdateTable",
               "glue:DeleteTable", "glue:GetPartitions", "glue:GetPartition", "glue:BatchCreatePartition",
               "glue:CreateDatabase", "glue:GetDatabase", "athena:StartQueryExecution",
-              "athena:GetQueryExecution", "athena:GetQueryResults", "athena:StopQueryExecution", "iam:PassRole"}
+              "athena:GetQueryExecution", "athena:GetQueryResults", "athena:StopQueryExecution", "iam:PassRole",
+              "lakeformation:ListResources", "lakeformation:GetDataAccess"}
     assert needed <= dagster
     assert not any(a.endswith(":*") or a == "*" for a in dagster)  # least privilege: no wildcard actions
     job = json.loads((root / "glue-job-role-policy.json").read_text())
