@@ -146,7 +146,8 @@ def cmd_report(args, settings: Settings) -> int:
 
     resources = resources_for(settings)
     catalog = resources["catalog"]
-    report, files = generate(catalog, resources["reporting"], args.database or catalog.database, args.prefix)
+    report, files = generate(catalog, resources["reporting"], args.database or catalog.database, args.prefix,
+                             args.membership_id)
     rows = [(r["table_name"], r["partitions"], r["latest_snapshot"], r["ready_for_analysis"], r["reason"])
             for r in report["tables_report"]]
     print_table(["table", "partitions", "latest_snapshot", "ready", "reason"], rows)
@@ -221,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="write the Clean Rooms readiness report (JSON + 2 CSV)")
     report.add_argument("--database", help="default: FLYWHEEL_DATABASE")
     report.add_argument("--prefix", default="part_", help="tables to report on (default part_)")
+    report.add_argument("--membership-id", help="the Clean Rooms membership to report on "
+                        "(default: FLYWHEEL_CLEANROOMS_MEMBERSHIP_ID, or every membership)")
     report.set_defaults(func=cmd_report)
 
     deploy = sub.add_parser("deploy", help="upload the job bundle and create/update the Glue jobs (AWS)")

@@ -197,6 +197,7 @@ class CleanRoomsReporting(ConfigurableResource):
     analysis_root: str
     query_aws: bool = False  # locally there is no Clean Rooms: the report says so instead
     region: str = "us-east-1"
+    membership_id: str = ""  # the membership reported on; "" = every membership
 
     def client(self, service: str):
         if not self.query_aws:
@@ -216,14 +217,16 @@ def resources_for(settings: Settings) -> dict:
             "lake": Lake(data_root=settings.data_root),
             "catalog": LocalCatalog(database=settings.database, server=server),
             "spark_jobs": LocalSparkRunner(server=server),
-            "reporting": CleanRoomsReporting(analysis_root=settings.analysis_root),
+            "reporting": CleanRoomsReporting(analysis_root=settings.analysis_root,
+                                             membership_id=settings.cleanrooms_membership_id),
         }
     return {
         "lake": Lake(data_root=settings.data_root),
         "catalog": GlueAthenaCatalog(database=settings.database, region=settings.aws_region,
                                      workgroup=settings.athena_workgroup, results_s3=settings.athena_results_s3),
         "spark_jobs": aws_runner(settings),
-        "reporting": CleanRoomsReporting(analysis_root=settings.analysis_root, query_aws=True, region=settings.aws_region),
+        "reporting": CleanRoomsReporting(analysis_root=settings.analysis_root, query_aws=True, region=settings.aws_region,
+                                         membership_id=settings.cleanrooms_membership_id),
     }
 
 

@@ -70,6 +70,7 @@ class Settings:
     glue_worker_type: str  # the deployed Glue jobs' shape (run book: G.4X x 8; production Terraform: x 24)
     glue_workers: int
     glue_timeout_minutes: int
+    cleanrooms_membership_id: str  # the membership the readiness report covers ("" = every membership)
 
     @property
     def dagster_home(self) -> Path:
@@ -120,6 +121,7 @@ def get_settings(environ: dict | None = None) -> Settings:
         glue_workers=_positive(env_vars.get("FLYWHEEL_GLUE_WORKERS", "8"), "FLYWHEEL_GLUE_WORKERS"),
         glue_timeout_minutes=_positive(env_vars.get("FLYWHEEL_GLUE_TIMEOUT_MINUTES", "2880"),
                                        "FLYWHEEL_GLUE_TIMEOUT_MINUTES"),
+        cleanrooms_membership_id=env_vars.get("FLYWHEEL_CLEANROOMS_MEMBERSHIP_ID", "").strip(),
     )
 
 

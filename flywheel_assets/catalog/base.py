@@ -59,6 +59,11 @@ class Catalog(ConfigurableResource):
         """Every registered ``snapshot_dt`` partition as (value, location)."""
         raise NotImplementedError
 
+    def partition_locations(self, database: str, table: str, table_location: str) -> list[tuple[str, str]]:
+        """Like ``partitions``, for reports over many tables: engines where reading each partition's
+        location is a round trip each may derive them from the table's location (see local.py)."""
+        return self.partitions(database, table)
+
     def partition_values(self, database: str, table: str) -> list[str]:
         """Every registered ``snapshot_dt`` value, without locations (one call, however many)."""
         return [value for value, _ in self.partitions(database, table)]

@@ -198,6 +198,12 @@ class LocalCatalog(Catalog):
             out.append((value, _plain_location(loc)))
         return sorted(out)
 
+    def partition_locations(self, database: str, table: str, table_location: str) -> list[tuple[str, str]]:
+        """One SHOW PARTITIONS instead of a DESCRIBE per partition: locally every partition is
+        registered by this platform at ``<table location>/snapshot_dt=<value>/`` (ADD PARTITION and
+        MSCK alike), so the location follows from the value."""
+        return [(v, storage.join(table_location, f"snapshot_dt={v}")) for v in self.partition_values(database, table)]
+
     def repair(self, database: str, tables: list[str], max_concurrency: int, poll_interval: float) -> None:
         for table in tables:  # one engine, one statement at a time; concurrency matters on Athena
             self.sql(f"MSCK REPAIR TABLE {qualified(database, table)}")

@@ -34,11 +34,16 @@ GROUP = "reporting"
 class ReportConfig(Config):
     database: Optional[str] = Field(default=None, description="catalog database (default: the catalog's)")
     table_prefix: str = Field(default="part_", description="tables to report on")
+    membership_id: Optional[str] = Field(
+        default=None, description="--membership-id: the Clean Rooms membership reported on "
+        "(default: FLYWHEEL_CLEANROOMS_MEMBERSHIP_ID, or every membership)")
 
 
-def generate(catalog: Catalog, reporting: CleanRoomsReporting, database: str, prefix: str) -> tuple[dict, dict]:
+def generate(catalog: Catalog, reporting: CleanRoomsReporting, database: str, prefix: str,
+             membership_id: str | None = None) -> tuple[dict, dict]:
     report = build_report(catalog, identifier(database, "database"), prefix,
-                          cleanrooms=reporting.client("cleanrooms"), er=reporting.client("entityresolution"))
+                          cleanrooms=reporting.client("cleanrooms"), er=reporting.client("entityresolution"),
+                          membership_id=membership_id or reporting.membership_id or None)
     return report, write_report(report, reporting.analysis_root)
 
 
@@ -64,15 +69,18 @@ def summary_markdown(report: dict) -> str:
 )
 def cleanrooms_report(context: AssetExecutionContext, config: ReportConfig, catalog: Catalog,
                       reporting: CleanRoomsReporting) -> MaterializeResult:
-    report, files = generate(catalog, reporting, config.database or catalog.database, config.table_prefix)
+    report, files = generate(catalog, reporting, config.database or catalog.database, config.table_prefix,
+                             config.membership_id)
     failed = {k: s["reason"] for k, s in report["sections"].items() if s["status"] == "failed"}
     for name, reason in failed.items():
         context.log.warning(f"report section {name} failed: {reason}")
     verdicts = [r["ready_for_analysis"] for r in report["tables_report"]]
     return MaterializeResult(
         metadata={
-            "tables": len(verdicts), "ready": verdicts.count("yes"), "not_ready": verdicts.count("no"),
-            "unknown": verdicts.count("unknown"),
+            "tables": len(verdicts) - verdicts.count("excluded"), "ready": verdicts.count("yes"),
+            "not_ready": verdicts.count("no"), "unknown": verdicts.count("unknown"),
+            "excluded_identity_tables": report["excluded_tables"],
+            "membership": report["membership_id"], "collaboration": report["collaboration"],
             "identity_resolution_rows": len(report["identity_resolution_report"]),
             "json": MetadataValue.path(files["json"]), "tables_csv": MetadataValue.path(files["tables_csv"]),
             "identity_csv": MetadataValue.path(files["identity_csv"]),
