@@ -2,6 +2,7 @@
 
 from dagster import AssetSelection, Definitions, define_asset_job
 
+from flywheel_assets import alerts
 from flywheel_assets.automation import build_sensor
 from flywheel_assets.partitions import snapshot_partitions
 from flywheel_assets.pipelines import bucketed, partitioned, reporting
@@ -22,7 +23,7 @@ ASSETS = [*bucketed.assets, *partitioned.assets, *reporting.assets]
 defs = Definitions(
     assets=ASSETS,
     jobs=[snapshot_job, reporting.report_job],
-    sensors=[build_sensor(snapshot_job, [a.key for a in ASSETS])],
+    sensors=[build_sensor(snapshot_job, [a.key for a in ASSETS]), *alerts.sensors],
     schedules=[reporting.monthly_cleanrooms_report],
     resources=resources_for(get_settings()),
 )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from dagster import (
@@ -17,6 +16,7 @@ from dagster import (
 )
 
 from flywheel_assets.definitions import defs, flywheel_snapshot_job
+from flywheel_assets.messages import step_error_message
 from flywheel_assets.partitions import snapshot_partitions
 from flywheel_assets.pipelines.split import raw_sources
 from flywheel_assets.resources import Lake
@@ -60,18 +60,6 @@ def resolve_run_snapshot(lake: Lake, assets: list[str], requested: str) -> str:
     if problems:
         raise FlywheelInputError(f"snapshot_dt={requested} cannot be run: " + "; ".join(problems))
     return requested
-
-
-def plain_message(message: str) -> str:
-    """'pkg.Failure: job failed: pkg.SomeError: what' -> 'job failed: what'."""
-    return re.sub(r"\b[\w.]+\.\w*(Error|Failure|Exception): ", "", message).strip()
-
-
-def step_error_message(error) -> str:
-    """A step failure's own message: Dagster wraps errors other than Failure in a step error."""
-    while error.cls_name == "DagsterExecutionStepExecutionError" and error.cause:
-        error = error.cause
-    return plain_message(error.message)
 
 
 @dataclass

@@ -71,6 +71,10 @@ class Settings:
     glue_workers: int
     glue_timeout_minutes: int
     cleanrooms_membership_id: str  # the membership the readiness report covers ("" = every membership)
+    alert_sns_topic_arn: str  # run alerts (alerts.py); "" = none
+    alert_webhook_url: str  # a Slack-compatible incoming webhook; "" = none
+    alert_on_success: bool  # also alert on every successful run
+    ui_url: str  # the Dagster UI's address, for links in alerts
 
     @property
     def dagster_home(self) -> Path:
@@ -122,6 +126,10 @@ def get_settings(environ: dict | None = None) -> Settings:
         glue_timeout_minutes=_positive(env_vars.get("FLYWHEEL_GLUE_TIMEOUT_MINUTES", "2880"),
                                        "FLYWHEEL_GLUE_TIMEOUT_MINUTES"),
         cleanrooms_membership_id=env_vars.get("FLYWHEEL_CLEANROOMS_MEMBERSHIP_ID", "").strip(),
+        alert_sns_topic_arn=env_vars.get("FLYWHEEL_ALERT_SNS_TOPIC_ARN", "").strip(),
+        alert_webhook_url=env_vars.get("FLYWHEEL_ALERT_WEBHOOK_URL", "").strip(),
+        alert_on_success=env_vars.get("FLYWHEEL_ALERT_ON_SUCCESS", "false").strip().lower() in ("1", "true", "yes"),
+        ui_url=env_vars.get("FLYWHEEL_UI_URL", "http://127.0.0.1:3000").strip(),
     )
 
 

@@ -402,7 +402,7 @@ def test_iam_policies_grant_what_the_platform_calls():
               "glue:DeleteTable", "glue:GetPartitions", "glue:GetPartition", "glue:BatchCreatePartition",
               "glue:CreateDatabase", "glue:GetDatabase", "athena:StartQueryExecution",
               "athena:GetQueryExecution", "athena:GetQueryResults", "athena:StopQueryExecution", "iam:PassRole",
-              "lakeformation:ListResources", "lakeformation:GetDataAccess"}
+              "lakeformation:ListResources", "lakeformation:GetDataAccess", "sns:Publish"}
     assert needed <= dagster
     assert not any(a.endswith(":*") or a == "*" for a in dagster)  # least privilege: no wildcard actions
     job = json.loads((root / "glue-job-role-policy.json").read_text())

@@ -25,7 +25,7 @@ from flywheel_assets import settings
 from flywheel_assets.catalog.local import LocalCatalog
 from flywheel_assets.demo_data import addressable_dates, attribute_names, write_demo_lake
 from flywheel_assets.local_spark import LocalSpark
-from flywheel_assets.orchestration import step_error_message
+from flywheel_assets.messages import step_error_message
 from flywheel_assets.pipelines import bucketed, partitioned
 from flywheel_assets.resources import Lake, LocalSparkRunner
 from flywheel_assets_tests.conftest import SMALL

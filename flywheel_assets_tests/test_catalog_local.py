@@ -10,7 +10,7 @@ from dagster import AssetKey, DagsterInstance, materialize
 
 from flywheel_assets import settings
 from flywheel_assets.catalog.names import Column, TableSpec
-from flywheel_assets.orchestration import step_error_message
+from flywheel_assets.messages import step_error_message
 from flywheel_assets.pipelines.bucketed import bucketed_tables, ext_tables
 from flywheel_assets.pipelines.partitioned import part_tables, prepared_part_tables
 from flywheel_assets.resources import Lake
