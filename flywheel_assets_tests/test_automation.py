@@ -228,5 +228,6 @@ def test_ui_graphql_shows_both_pipelines_and_the_running_sensor(tmp_path):
     assert groups["cleanrooms_report"] == "reporting"
     assert {n["partitionDefinition"]["name"] for n in data["assetNodes"]} == {"snapshot_dt"}
     repo = data["repositoriesOrError"]["nodes"][0]
-    assert {s["name"]: s["sensorState"]["status"] for s in repo["sensors"]} == {"raw_snapshot_sensor": "RUNNING"}
+    assert {s["name"]: s["sensorState"]["status"] for s in repo["sensors"]} == {
+        "raw_snapshot_sensor": "RUNNING", "alert_on_failure": "RUNNING", "alert_on_success": "RUNNING"}
     assert "flywheel_snapshot" in {j["name"] for j in repo["jobs"]}
