@@ -49,16 +49,27 @@ def job_arguments(arguments: Mapping[str, str]) -> list[str]:
     return out
 
 
-def reported_error(context: AssetExecutionContext) -> str | None:
-    """The exception the job script reported through Pipes, for a failure message users can act on."""
+def reported_error(context: AssetExecutionContext):
+    """The exception the job script reported through Pipes (this attempt's), for a failure message
+    users can act on; None if it reported none."""
     step_key = context.get_step_execution_context().step.key
     records = context.instance.get_records_for_run(context.run_id, of_type=DagsterEventType.ENGINE_EVENT)
     for record in reversed(records.records):
         event = record.event_log_entry.dagster_event
         error = event.engine_event_data.error if event and event.engine_event_data else None
         if error and event.step_key == step_key:
-            return error.message.strip()
+            return error
     return None
+
+
+def retryable(error) -> bool:
+    """Bad input fails the same way every time, so it is never retried; anything else (a lost
+    executor, a Glue TIMEOUT, a restarted server) may be, per the asset's retry policy."""
+    return not (error and error.cls_name == "FlywheelInputError")
+
+
+def _lines(*parts: str) -> str:
+    return "\n".join(p for p in parts if p)
 
 
 class Lake(ConfigurableResource):
@@ -95,7 +106,9 @@ class LocalSparkRunner(SparkJobRunner):
         try:
             invocation = PipesSubprocessClient().run(context=context, command=command, env=env)
         except DagsterPipesExecutionError as exc:
-            raise Failure(description=f"{job} failed: {reported_error(context) or exc}") from exc
+            error = reported_error(context)
+            raise Failure(description=f"{job} failed: {error.message.strip() if error else exc}",
+                          allow_retries=retryable(error)) from exc
         return invocation.get_results()  # the materialization and the asset check results
 
 
@@ -141,9 +154,10 @@ class GlueSparkRunner(SparkJobRunner):
             invocation = client.run(context=context, start_job_run_params={"JobName": name, "Arguments": args})
         except RuntimeError as exc:  # "Glue job <name> run <id> completed with status FAILED: ..."
             match = re.search(r"run (\S+) completed with status", str(exc))
-            detail = reported_error(context)
             links = glue_links(self.region, name, match.group(1)) if match else ""
-            raise Failure(description="\n".join(x for x in (str(exc).strip(), detail, links) if x)) from exc
+            error = reported_error(context)
+            raise Failure(description=_lines(str(exc).strip(), error.message.strip() if error else "", links),
+                          allow_retries=retryable(error)) from exc
         return invocation.get_results()  # the materialization and the asset check results
 
 
@@ -186,8 +200,9 @@ class EMRServerlessSparkRunner(SparkJobRunner):
         try:
             invocation = client.run(context=context, start_job_run_params=self.start_params(job, arguments))
         except RuntimeError as exc:
-            detail = reported_error(context)
-            raise Failure(description="\n".join(x for x in (f"EMR Serverless run of {job}: {exc}", detail) if x)) from exc
+            error = reported_error(context)
+            raise Failure(description=_lines(f"EMR Serverless run of {job}: {exc}", error.message.strip() if error else ""),
+                          allow_retries=retryable(error)) from exc
         return invocation.get_results()  # the materialization and the asset check results
 
 

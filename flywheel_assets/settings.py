@@ -75,6 +75,8 @@ class Settings:
     alert_webhook_url: str  # a Slack-compatible incoming webhook; "" = none
     alert_on_success: bool  # also alert on every successful run
     ui_url: str  # the Dagster UI's address, for links in alerts
+    spark_retries: int  # retries of a Spark job step after a failure that is not bad input
+    spark_retry_delay_seconds: float  # first retry after this long, the next after twice as long
 
     @property
     def dagster_home(self) -> Path:
@@ -130,6 +132,8 @@ def get_settings(environ: dict | None = None) -> Settings:
         alert_webhook_url=env_vars.get("FLYWHEEL_ALERT_WEBHOOK_URL", "").strip(),
         alert_on_success=env_vars.get("FLYWHEEL_ALERT_ON_SUCCESS", "false").strip().lower() in ("1", "true", "yes"),
         ui_url=env_vars.get("FLYWHEEL_UI_URL", "http://127.0.0.1:3000").strip(),
+        spark_retries=int(env_vars.get("FLYWHEEL_SPARK_RETRIES", "2")),
+        spark_retry_delay_seconds=float(env_vars.get("FLYWHEEL_SPARK_RETRY_DELAY_SECONDS", "60")),
     )
 
 

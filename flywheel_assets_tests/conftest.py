@@ -14,6 +14,8 @@ from flywheel_assets.demo_data import DemoSpec, write_demo_lake
 # shared virtualenv's editable install last pointed at.
 REPO = str(Path(__file__).resolve().parent.parent)
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH")) if p)
+# Spark steps keep production's 2 retries, without the 60 s / 120 s waits.
+os.environ["FLYWHEEL_SPARK_RETRY_DELAY_SECONDS"] = "0"
 
 # Credentials no log, metadata, report or file may ever contain (moto accepts any).
 SECRETS = {"AWS_ACCESS_KEY_ID": "AKIAFLYWHEELLEAKTEST", "AWS_SECRET_ACCESS_KEY": "fLyWhEeL+sEcReT/never-logged-0123",

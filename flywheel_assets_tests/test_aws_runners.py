@@ -149,6 +149,7 @@ class GlueStandIn:
         self.endpoint = endpoint
         self.runs: dict[str, _Run] = {}
         self.force_state: str | None = None
+        self.force_once = False
         self.started: list[dict] = []
 
     @property
@@ -177,6 +178,8 @@ class GlueStandIn:
         proc = subprocess.Popen([sys.executable, script, *args], env=env, cwd=workdir,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.runs[run_id] = _Run(proc, workdir, self.force_state)
+        if self.force_once:
+            self.force_state = None
         return {"JobRunId": run_id}
 
     def get_job_run(self, JobName: str, RunId: str, **_):
@@ -296,7 +299,7 @@ def test_no_credentials_in_job_arguments_events_or_objects(glue_stand_in, lake, 
 
 
 def test_failed_glue_run_reaches_the_user_with_error_run_id_and_logs(glue_stand_in, lake):
-    settings, _ = glue_stand_in
+    settings, stand_in = glue_stand_in
     mapping = lake / fw_settings.INFOBASE_BUCKET_MAPPING
     column = attribute_names(SMALL)[0]
     mapping.write_bytes(mapping.read_bytes() + f"IBE_01,{column.lower()},again,{column},1\r\n".encode())
@@ -309,15 +312,30 @@ def test_failed_glue_run_reaches_the_user_with_error_run_id_and_logs(glue_stand_
     assert "gluestudio/home?region=us-east-1#/job/etl-omc-flywheel-prod-infobase-split-and-bucket/run/jr_" in message
     assert "log-events/jr_" in message
     assert not (lake / fw_settings.SPLIT_CLUSTER_INFOBASE).exists()
+    assert len(stand_in.started) == 1  # bad input fails the same way every time: never retried
 
 
-def test_glue_timeout_is_reported_as_such(glue_stand_in, lake):
+def test_glue_timeout_is_retried_twice_then_reported_as_such(glue_stand_in, lake):
     settings, stand_in = glue_stand_in
-    stand_in.force_state = "TIMEOUT"
+    stand_in.force_state = "TIMEOUT"  # every run times out: a transient failure that does not go away
     result = materialize_on_glue(settings, lake, addressable_bucket)
     assert not result.success
-    message = result.get_step_failure_events()[0].step_failure_data.error.message
+    assert len(stand_in.started) == 3  # production's policy: 2 retries (delays set to 0 in the tests)
+    from flywheel_assets.messages import step_error_message
+
+    message = step_error_message(result.get_step_failure_events()[0].step_failure_data.error)
     assert "completed with status TIMEOUT" in message and "error log:" in message
+    assert message.endswith("(failed again after 2 retries)")
+
+
+def test_a_transient_glue_failure_is_retried_and_the_asset_materializes(glue_stand_in, lake):
+    settings, stand_in = glue_stand_in
+    stand_in.force_state = "ERROR"
+    stand_in.force_once = True  # the next run only
+    result = materialize_on_glue(settings, lake, addressable_bucket)
+    assert result.success and len(stand_in.started) == 2
+    assert [e.event_type_value for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"] == [
+        "STEP_UP_FOR_RETRY"]
 
 
 class EMRServerlessStandIn:

@@ -6,13 +6,14 @@ relative to the lake's data root unless absolute. ``--SNAPSHOT_DT`` is the parti
 
 from typing import Literal, Optional
 
-from dagster import AssetCheckSpec, AssetExecutionContext, Config, Failure, asset
+from dagster import AssetCheckSpec, AssetExecutionContext, Backoff, Config, Failure, RetryPolicy, asset
 from pydantic import Field, create_model
 
 from flywheel_assets import settings
 from flywheel_assets.partitions import snapshot_partitions
 from flywheel_assets.resources import Lake, SparkJobRunner
 from flywheel_assets.spark_jobs import publish, storage
+from flywheel_assets.spark_jobs.errors import FlywheelInputError
 from flywheel_assets.spark_jobs.checks import BLOCKING, WARNING
 from flywheel_assets.spark_jobs.split import BUCKET, DEFAULT_WRITE_PARALLELISM, EXACT, FAIL, JOBS
 
@@ -89,8 +90,18 @@ def refuse_rollback(target: str, snapshot: str) -> None:
         raise Failure(
             f"{target} holds snapshot_dt={published}, newer than {snapshot}: the bucketed pipeline keeps "
             "one current snapshot and this would roll it back. Set allow_rollback: true in this asset's run config "
-            "to do it anyway."
+            "to do it anyway.", allow_retries=False,
         )
+
+
+def spark_retry_policy() -> RetryPolicy | None:
+    """As the replaced orchestration: a failed Spark job is retried twice, after 60 s then 120 s
+    (FLYWHEEL_SPARK_RETRIES, FLYWHEEL_SPARK_RETRY_DELAY_SECONDS); bad input never is (the runners
+    fail it with allow_retries=False), nor a failed blocking check (it does not fail the step)."""
+    s = settings.get_settings()
+    if s.spark_retries <= 0:
+        return None
+    return RetryPolicy(max_retries=s.spark_retries, delay=s.spark_retry_delay_seconds, backoff=Backoff.LINEAR)
 
 
 def split_asset(*, name: str, job: str, group: str, description: str):
@@ -116,13 +127,17 @@ def split_asset(*, name: str, job: str, group: str, description: str):
         metadata={"run_book_job": settings.glue_job_name(job)},
         # The bucket layout holds one snapshot: two runs must not replace its folders at once.
         pool=f"{name}_target" if JOBS[job].layout == BUCKET else None,
+        retry_policy=spark_retry_policy(),
         check_specs=[AssetCheckSpec(c, asset=name, blocking=c in BLOCKING, description=CHECK_DESCRIPTIONS[c])
                      for c in (*BLOCKING, *WARNING)],
     )
     def _split(context: AssetExecutionContext, config: config_cls, lake: Lake, spark_jobs: SparkJobRunner):
-        if JOBS[job].layout == BUCKET and not config.allow_rollback:
-            refuse_rollback(lake.resolve(config.target_path), context.partition_key)
-        arguments = config.arguments(lake, context.partition_key, job, defaults.get("csv_file"))
+        try:
+            if JOBS[job].layout == BUCKET and not config.allow_rollback:
+                refuse_rollback(lake.resolve(config.target_path), context.partition_key)
+            arguments = config.arguments(lake, context.partition_key, job, defaults.get("csv_file"))
+        except FlywheelInputError as exc:  # bad run config: the same every time, not retried
+            raise Failure(str(exc), allow_retries=False) from exc
         yield from spark_jobs.run(context, job, arguments)
 
     return _split
