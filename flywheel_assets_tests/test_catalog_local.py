@@ -67,8 +67,7 @@ def snapshot_state(catalog):
             for t in catalog.list_tables(catalog.database)]
 
 
-@pytest.fixture
-def published(spark, lake, catalog):
+def publish_both(spark, lake, catalog):
     publish_split(spark, lake, OLDEST)
     materialize_catalog(lake, catalog, OLDEST)
     publish_split(spark, lake, LATEST)
@@ -76,8 +75,26 @@ def published(spark, lake, catalog):
     return lake, catalog
 
 
-def test_tables_columns_locations_comments_counts(published):
-    lake, catalog = published
+@pytest.fixture
+def published(spark, lake, catalog):
+    """Two snapshots through every catalog step, for a test that damages what is published."""
+    return publish_both(spark, lake, catalog)
+
+
+@pytest.fixture(scope="module")
+def published_shared(spark, spark_url, _small_lake_template, tmp_path_factory):
+    """The same, built once for the tests that only read it or re-run steps that leave it as it was."""
+    from flywheel_assets.catalog.local import LocalCatalog
+    from flywheel_assets.local_spark import LocalSpark
+
+    lake = tmp_path_factory.mktemp("catalog-shared") / "lake"
+    shutil.copytree(_small_lake_template, lake)
+    catalog = LocalCatalog(database="t_catalog_local_shared", server=LocalSpark(home="unused", remote=spark_url))
+    return publish_both(spark, lake, catalog)
+
+
+def test_tables_columns_locations_comments_counts(published_shared):
+    lake, catalog = published_shared
     mapping = load_mapping(paths(lake)["bucket_csv"])
     part_mapping = load_mapping(paths(lake)["part_csv"])
     tables = {t.name: t for t in catalog.list_tables(catalog.database)}
@@ -109,8 +126,8 @@ def test_tables_columns_locations_comments_counts(published):
     assert tables["ext_ibe_01"].source_snapshot == LATEST and "source_snapshot_dt" not in tables["ext_ibe_01"].comment
 
 
-def test_bucketed_join_plans_no_shuffle(published):
-    _, catalog = published
+def test_bucketed_join_plans_no_shuffle(published_shared):
+    _, catalog = published_shared
     catalog.spark.conf.set("spark.sql.autoBroadcastJoinThreshold", "-1")
     db = catalog.database
 
@@ -125,8 +142,8 @@ def test_bucketed_join_plans_no_shuffle(published):
     assert rows == SMALL.rows
 
 
-def test_rerunning_a_partition_changes_nothing(published):
-    lake, catalog = published
+def test_rerunning_a_partition_changes_nothing(published_shared):
+    lake, catalog = published_shared
     before = snapshot_state(catalog)
     materialize_catalog(lake, catalog, LATEST, selection=[ext_tables, part_tables, prepared_part_tables])
     assert snapshot_state(catalog) == before
@@ -270,8 +287,8 @@ def check_results(result) -> dict:
     return {e.check_name: e for e in result.get_asset_check_evaluations()}
 
 
-def test_catalog_checks_pass_on_a_published_snapshot(published):
-    lake, catalog = published
+def test_catalog_checks_pass_on_a_published_snapshot(published_shared):
+    lake, catalog = published_shared
     result = materialize_catalog(lake, catalog, LATEST)
     checks = check_results(result)
     assert {name: c.passed for name, c in checks.items()} == {
@@ -296,10 +313,10 @@ def test_ext_table_over_a_folder_the_mapping_dropped_fails_its_check(published, 
         e.asset_key == AssetKey("bucketed_tables") for e in result.get_asset_materialization_events())
 
 
-def test_bucket_spec_check_fails_on_other_bucketing(published):
+def test_bucket_spec_check_fails_on_other_bucketing(published_shared):
     from flywheel_assets.pipelines.catalog_checks import bucketed_tables_match
 
-    lake, catalog = published
+    lake, catalog = published_shared
     base = str(lake / settings.BUCKETED_BASE)
     good = bucketed_tables_match(catalog, catalog.database, ["bucketed_ibe_01"], "customer_user_id", BUCKETS, base, LATEST)
     assert good.passed
