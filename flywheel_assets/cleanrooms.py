@@ -98,9 +98,9 @@ def memberships(cleanrooms, membership_id: str | None) -> list[dict]:
     return _pages(cleanrooms, "list_memberships", "membershipSummaries")
 
 
-def associations(cleanrooms, membership_id: str | None = None) -> list[dict]:
+def associations(cleanrooms, members: list[dict]) -> list[dict]:
     out = []
-    for membership in memberships(cleanrooms, membership_id):
+    for membership in members:
         for assoc in _pages(cleanrooms, "list_configured_table_associations",
                             "configuredTableAssociationSummaries", membershipIdentifier=membership["id"]):
             out.append({"membership_id": membership["id"], "collaboration": membership.get("collaborationName"),
@@ -178,10 +178,10 @@ def build_report(catalog: Catalog, database: str, prefix: str, cleanrooms=None, 
     skipped = Section(status="not_queried", reason="local environment: AWS Clean Rooms and Entity Resolution "
                       "are not available here and were not queried")
     configured = _guard(lambda: configured_tables(cleanrooms)) if cleanrooms else skipped
-    assocs = _guard(lambda: associations(cleanrooms, membership_id)) if cleanrooms else skipped
-    collaboration = (next((a["collaboration"] for a in assocs.items), None) or "") if membership_id else ""
-    if membership_id and cleanrooms and assocs.status == "ok" and not assocs.items:
-        collaboration = _guard(lambda: memberships(cleanrooms, membership_id)).items[0].get("collaborationName") or ""
+    members = _guard(lambda: memberships(cleanrooms, membership_id)) if cleanrooms else skipped
+    assocs = _guard(lambda: associations(cleanrooms, members.items)) if members.status == "ok" else members
+    # scoped to one membership: its collaboration names every row
+    collaboration = (members.items[0].get("collaborationName") or "") if membership_id and members.items else ""
     namespaces = _guard(lambda: id_namespaces(er)) if er else skipped
     mappings = _guard(lambda: schema_mappings(er)) if er else skipped
     known = {(t["database"], t["table_name"]) for t in tables.items}

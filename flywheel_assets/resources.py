@@ -50,8 +50,9 @@ def job_arguments(arguments: Mapping[str, str]) -> list[str]:
 
 
 def reported_error(context: AssetExecutionContext):
-    """The exception the job script reported through Pipes (this attempt's), for a failure message
-    users can act on; None if it reported none."""
+    """The latest exception the job script reported through Pipes for this step, for a failure
+    message users can act on; None if it reported none. (After a retry this can be an earlier
+    attempt's, when the last attempt reported nothing, e.g. a Glue TIMEOUT.)"""
     step_key = context.get_step_execution_context().step.key
     records = context.instance.get_records_for_run(context.run_id, of_type=DagsterEventType.ENGINE_EVENT)
     for record in reversed(records.records):

@@ -48,11 +48,11 @@ def part_specs(root: str, database: str, prefix: str, snapshot: str, catalog: Ca
     for table, folder in sorted(part_datasets(root).items()):
         name = identifier(f"{prefix}{table}", "table")
         partition = storage.join(folder, f"snapshot_dt={snapshot}")
-        why = publish.part_table_skipped(folder, snapshot)
-        if why and not sizing.data_files(partition):
-            skipped[name] = why
-            continue
         if not sizing.data_files(partition):
+            why = publish.part_table_skipped(folder, snapshot)
+            if why:
+                skipped[name] = why
+                continue
             raise Failure(f"{name}: no data in {partition}; materialize the split-part step for {snapshot} first")
         columns = [c for c in parquet_columns(partition) if c.name != "snapshot_dt"]
         existing = catalog.describe(database, name, partitions=False)

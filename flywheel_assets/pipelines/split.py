@@ -13,8 +13,8 @@ from flywheel_assets import settings
 from flywheel_assets.partitions import snapshot_partitions
 from flywheel_assets.resources import Lake, SparkJobRunner
 from flywheel_assets.spark_jobs import publish, storage
-from flywheel_assets.spark_jobs.errors import FlywheelInputError
 from flywheel_assets.spark_jobs.checks import BLOCKING, WARNING
+from flywheel_assets.spark_jobs.errors import FlywheelInputError
 from flywheel_assets.spark_jobs.split import BUCKET, DEFAULT_WRITE_PARALLELISM, EXACT, FAIL, JOBS
 
 

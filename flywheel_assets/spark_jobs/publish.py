@@ -46,7 +46,8 @@ class Publication:
     skipped_tables: dict[str, str] = field(default_factory=dict)  # table -> why
     skipped_folders: dict[str, str] = field(default_factory=dict)  # table root (part layout) -> why
 
-    def record(self) -> str:
+    def folder_json(self) -> str:
+        """What RECORD holds in each published folder."""
         return json.dumps({"snapshot_dt": self.snapshot_dt, "source_snapshot_dt": self.source_snapshot_dt})
 
 

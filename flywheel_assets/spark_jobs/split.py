@@ -313,7 +313,7 @@ def run_split(
         out = out.coalesce(1) if p.files == 1 else out.repartition(p.files)
         written = storage.join(run, relative(target, p.path))
         out.write.mode("overwrite").parquet(spark_path(written))
-        storage.write_text(storage.join(written, publish.RECORD), record.record())
+        storage.write_text(storage.join(written, publish.RECORD), record.folder_json())
         stats = sizing.folder_stats(written)
         say(f"{p.name}: {stats.rows} rows, {stats.files} files, {stats.bytes} bytes")
         return TableResult(p.name, p.path, stats.rows, stats.files, stats.bytes, len(p.columns), p.files,
