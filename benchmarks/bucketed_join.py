@@ -22,8 +22,8 @@ def build(bench: Bench, lake: Path, database: str, buckets: int) -> None:
     from flywheel_assets import settings
     from flywheel_assets.pipelines.bucketed import bucketed_tables, ext_tables
     from flywheel_assets.resources import Lake
-    from flywheel_assets.spark_jobs.mapping import load_mapping
-    from flywheel_assets.spark_jobs.snapshots import list_snapshots
+    from flywheel_assets.core.mapping import load_mapping
+    from flywheel_assets.core.snapshots import list_snapshots
     from flywheel_assets.spark_jobs.split import JOBS, run_split
 
     spark = bench.session()

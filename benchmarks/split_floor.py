@@ -35,7 +35,7 @@ def pyarrow_split(source: Path, mapping, target: Path, threads: int) -> None:
     """The floor: read every column once, write each table (a projection) as one snappy parquet file."""
     import pyarrow.parquet as pq
 
-    from flywheel_assets.spark_jobs.mapping import KEY_COLUMN
+    from flywheel_assets.core.mapping import KEY_COLUMN
 
     data = pq.read_table(source)
     original = {c.strip().lower(): c for c in data.column_names}
@@ -57,8 +57,8 @@ def folder_bytes(folder: Path) -> int:
 
 def run(bench: Bench, work: Path, lake: Path, target_mb: int = 128) -> tuple[str, dict]:
     from flywheel_assets import settings
-    from flywheel_assets.spark_jobs.mapping import load_mapping
-    from flywheel_assets.spark_jobs.snapshots import list_snapshots
+    from flywheel_assets.core.mapping import load_mapping
+    from flywheel_assets.core.snapshots import list_snapshots
     from flywheel_assets.spark_jobs.split import DEFAULT_WRITE_PARALLELISM, JOBS, run_split
 
     source_root = lake / settings.INFOBASE_RAW

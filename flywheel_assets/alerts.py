@@ -29,7 +29,7 @@ from dagster import (
 
 from flywheel_assets.messages import step_error_message
 from flywheel_assets.settings import get_settings
-from flywheel_assets.spark_jobs import storage
+from flywheel_assets.core import storage
 
 MAX_ERROR = 1500  # characters of each step's error in a message
 LOG = logging.getLogger(__name__)

@@ -22,18 +22,20 @@ from dagster import (
     sensor,
 )
 
+from flywheel_assets.core.jobs import BUCKETED_PIPELINE, JOBS
+from flywheel_assets.core.snapshots import partition_dates, snapshot_path, source_snapshots
 from flywheel_assets.partitions import snapshot_partitions
-from flywheel_assets.pipelines.split import DEFAULTS, raw_sources
+from flywheel_assets.pipelines.keys import RAW_GROUP
 from flywheel_assets.resources import Lake
 from flywheel_assets.settings import get_settings
-from flywheel_assets.spark_jobs import publish, storage
-from flywheel_assets.spark_jobs.snapshots import list_snapshots, partition_dates, snapshot_path, source_snapshots
 
 SUCCESS_MARKER = "_SUCCESS"
+# The current-snapshot layout's infobase target: the snapshot the bucketed pipeline holds.
+BUCKETED_TARGET = next(j for j in JOBS.values() if j.pipeline == BUCKETED_PIPELINE and j.mapping != "none")
 
 
-def is_complete(folder: str, quiet_seconds: float, now: float) -> bool:
-    entries = storage.list_dir(folder)
+def is_complete(lake: Lake, folder: str, quiet_seconds: float, now: float) -> bool:
+    entries = lake.list_dir(folder)
     names = {e.name for e in entries}
     if "_temporary" in names:
         return False
@@ -43,62 +45,58 @@ def is_complete(folder: str, quiet_seconds: float, now: float) -> bool:
     return bool(files) and max(e.mtime for e in files) <= now - quiet_seconds
 
 
-def ready_snapshots(sources: dict[str, str], handled: set[str], quiet_seconds: float, now: float) -> list[str]:
+def ready_snapshots(lake: Lake, handled: set[str], quiet_seconds: float, now: float) -> list[str]:
     """Partitions not yet handled that every source can serve with a complete snapshot, oldest
     first: the infobase snapshot itself, and each other source's newest on or before it (a source
     still writing that one is waited for).
 
     One delimiter listing per source, plus a listing of each snapshot folder a candidate uses."""
-    listed = {src: (match, list_snapshots(src)) for src, match in sources.items()}
+    listed = {src: (match, lake.snapshots(src)) for src, match in lake.raw_sources().items()}
     ready = []
     for date in partition_dates(listed):
         if date in handled:
             continue
         used = source_snapshots(date, listed)
-        if all(is_complete(snapshot_path(src, found), quiet_seconds, now) for src, found in used.items()):
+        if all(is_complete(lake, snapshot_path(src, found), quiet_seconds, now) for src, found in used.items()):
             ready.append(date)
     return ready
 
 
-def bucketed_assets() -> list[AssetKey]:
-    from flywheel_assets.pipelines import bucketed
-
-    return [a.key for a in bucketed.assets]
-
-
 def published_bucket_snapshot(lake: Lake) -> str | None:
     """The snapshot the bucketed pipeline's current tables hold (one at a time)."""
-    return publish.published_snapshot(lake.resolve(DEFAULTS["infobase_split"]["target_path"]))
+    return lake.current_snapshot(BUCKETED_TARGET)
 
 
-def run_request(snapshot: str, current: str | None, all_assets: list[AssetKey]) -> RunRequest:
+def run_request(snapshot: str, current: str | None, groups: dict[AssetKey, str | None]) -> RunRequest:
     """The whole graph; only the partitioned pipeline for a snapshot older than the bucketed
-    pipeline's current one (its tables hold one snapshot and are not rolled back by automation)."""
+    pipeline's current one (its tables hold one snapshot and are not rolled back by automation).
+    ``groups``: every asset's group."""
     if current and snapshot < current:
-        skip = set(bucketed_assets())
         return RunRequest(partition_key=snapshot, run_key=snapshot,
-                          asset_selection=[k for k in all_assets if k not in skip],
+                          asset_selection=[k for k, g in groups.items() if g not in (BUCKETED_PIPELINE, RAW_GROUP)],
                           tags={"flywheel/late_snapshot": "true"})
     return RunRequest(partition_key=snapshot, run_key=snapshot)
 
 
-def build_sensor(job, all_assets: list[AssetKey]):
+def build_sensor(job):
     @sensor(job=job, minimum_interval_seconds=60, default_status=DefaultSensorStatus.RUNNING,
             description="Adds each complete new raw snapshot as a snapshot_dt partition and runs the graph for it.")
     def raw_snapshot_sensor(context: SensorEvaluationContext, lake: Lake):
         handled = set(json.loads(context.cursor)) if context.cursor else set()
         quiet = get_settings().snapshot_quiet_seconds
-        new = ready_snapshots(raw_sources(lake), handled, quiet, time.time())
+        new = ready_snapshots(lake, handled, quiet, time.time())
         # registered by hand (flywheel run / the UI): whoever registered it runs it
         known = set(context.instance.get_dynamic_partitions(snapshot_partitions.name))
         to_run = [d for d in new if d not in known]
         cursor = json.dumps(sorted(handled | set(new)))
         if not to_run:
-            return SensorResult(skip_reason=SkipReason(f"no new complete snapshot in {len(raw_sources(lake))} sources"),
+            return SensorResult(skip_reason=SkipReason(f"no new complete snapshot in {len(lake.raw_sources())} sources"),
                                 cursor=cursor)
         current = published_bucket_snapshot(lake)
+        graph = context.repository_def.asset_graph
+        groups = {key: graph.get(key).group_name for key in graph.get_all_asset_keys()}
         return SensorResult(
-            run_requests=[run_request(d, current, all_assets) for d in to_run],
+            run_requests=[run_request(d, current, groups) for d in to_run],
             dynamic_partitions_requests=[snapshot_partitions.build_add_request(to_run)],
             cursor=cursor,
         )

@@ -22,8 +22,8 @@ import json
 from dataclasses import dataclass, field
 
 from flywheel_assets.catalog.base import Catalog
-from flywheel_assets.spark_jobs import sizing, storage
-from flywheel_assets.spark_jobs.snapshots import list_snapshots
+from flywheel_assets.core import sizing, storage
+from flywheel_assets.core.snapshots import list_snapshots
 
 TABLES_CSV_HEADER = ["table_name", "database", "location", "partitions", "latest_snapshot", "configured_table",
                      "analysis_method", "analysis_rule_types", "analysis_providers", "associations",

@@ -1,32 +1,43 @@
-"""The Dagster code location: ``dagster dev -m flywheel_assets.definitions`` (see workspace.yaml)."""
+"""The Dagster code location: ``dagster dev -m flywheel_assets.definitions`` (see workspace.yaml).
+
+The assets are one per table, from the mapping files as they are when the definitions load (see
+tables.py); reload the code location to pick up a changed mapping.
+"""
 
 from dagster import AssetSelection, Definitions, define_asset_job
 
 from flywheel_assets import alerts
 from flywheel_assets.automation import build_sensor
 from flywheel_assets.partitions import snapshot_partitions
-from flywheel_assets.pipelines import bucketed, partitioned, reporting
+from flywheel_assets.pipelines import build_assets
+from flywheel_assets.pipelines.keys import RAW_GROUP
+from flywheel_assets.pipelines.reporting import monthly_cleanrooms_report, report_job
 from flywheel_assets.resources import resources_for
-from flywheel_assets.settings import get_settings
+from flywheel_assets.settings import Settings, get_settings
+from flywheel_assets.tables import read_table_set
 
 SNAPSHOT_JOB = "flywheel_snapshot"
 
 snapshot_job = define_asset_job(
     SNAPSHOT_JOB,
-    selection=AssetSelection.all(),
+    selection=AssetSelection.all() - AssetSelection.groups(RAW_GROUP),
     partitions_def=snapshot_partitions,
-    description="Every flywheel asset for one snapshot_dt: the run book, both pipelines, in order.",
+    description="Every flywheel table for one snapshot_dt: the run book, both pipelines, in order.",
 )
 
-ASSETS = [*bucketed.assets, *partitioned.assets, *reporting.assets]
 
-defs = Definitions(
-    assets=ASSETS,
-    jobs=[snapshot_job, reporting.report_job],
-    sensors=[build_sensor(snapshot_job, [a.key for a in ASSETS]), *alerts.sensors],
-    schedules=[reporting.monthly_cleanrooms_report],
-    resources=resources_for(get_settings()),
-)
+def build_definitions(settings: Settings) -> Definitions:
+    assets = build_assets(read_table_set(settings.data_root, settings.home))
+    return Definitions(
+        assets=assets,
+        jobs=[snapshot_job, report_job],
+        sensors=[build_sensor(snapshot_job), *alerts.sensors],
+        schedules=[monthly_cleanrooms_report],
+        resources=resources_for(settings),
+    )
+
+
+defs = build_definitions(get_settings())
 
 
 def flywheel_snapshot_job():

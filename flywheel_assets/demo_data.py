@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from flywheel_assets import settings
-from flywheel_assets.spark_jobs.mapping import KEY_COLUMN
+from flywheel_assets.core.mapping import KEY_COLUMN
 
 # Production's infobase tables and their column counts, key included (REAL_INPUTS.md).
 PRODUCTION_TABLES = (

@@ -9,17 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import flywheel_assets
-from flywheel_assets.settings import (
-    BUCKETED_BASE,
-    DEFAULT_TARGET_FILE_MB,
-    SPLIT_JOB_PATHS,
-    SPLIT_PART_ROOT,
-    Settings,
-    glue_job_name,
-)
-from flywheel_assets.spark_jobs import storage
-from flywheel_assets.spark_jobs.snapshots import LATEST
-from flywheel_assets.spark_jobs.split import JOBS
+from flywheel_assets.core import storage
+from flywheel_assets.core.jobs import BUCKETED_BASE, CURRENT_SNAPSHOT, JOBS, REQUIRED, SPLIT_PART_ROOT
+from flywheel_assets.core.snapshots import LATEST
+from flywheel_assets.settings import DEFAULT_TARGET_FILE_MB, Settings
 
 PACKAGE_DIR = Path(flywheel_assets.__file__).parent
 PIPES_VERSION = "1.13.27"  # dagster-pipes on the Glue workers; matches requirements.lock
@@ -37,8 +30,9 @@ DEFAULT_ARGUMENTS = {
 
 
 def bundle_bytes() -> bytes:
-    """The importable job library (flywheel_assets/__init__.py + spark_jobs/), reproducibly zipped."""
-    files = [PACKAGE_DIR / "__init__.py", *sorted((PACKAGE_DIR / "spark_jobs").rglob("*.py"))]
+    """The importable job library (flywheel_assets/__init__.py, core/ and spark_jobs/), reproducibly zipped."""
+    files = [PACKAGE_DIR / "__init__.py", *sorted((PACKAGE_DIR / "core").rglob("*.py")),
+             *sorted((PACKAGE_DIR / "spark_jobs").rglob("*.py"))]
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
         for path in files:
@@ -76,19 +70,19 @@ def run_book_arguments(settings: Settings, job: str) -> dict[str, str]:
     """The run book's arguments as the job's defaults, so its `aws glue start-job-run` commands work
     as written, or with no arguments at all. An optional mapping (addressable ids) gets no default:
     without one the job takes all columns; a --CSV_FILE given at start must exist."""
-    paths = SPLIT_JOB_PATHS[job]
+    paths = JOBS[job].defaults()
     args = {"--SNAPSHOT_DT": LATEST,
             "--SOURCE_PATH": storage.join(settings.data_root, paths["source_path"]) + "/",
             "--TARGET_PATH": storage.join(settings.data_root, paths["target_path"]) + "/",
             "--TARGET_FILE_MB": str(DEFAULT_TARGET_FILE_MB)}
-    if paths.get("csv_file") and JOBS[job].mapping == "required":
+    if paths.get("csv_file") and JOBS[job].mapping == REQUIRED:
         args["--CSV_FILE"] = storage.join(settings.data_root, paths["csv_file"])
     return args
 
 
 def job_definition(settings: Settings, job: str, script_uri: str, bundle_uri: str) -> dict:
     return {
-        "Description": f"flywheel {job} (run book: {glue_job_name(job, settings.glue_job_prefix)}); deployed by flywheel deploy",
+        "Description": f"flywheel {job} (run book: {JOBS[job].glue_job_name(settings.glue_job_prefix)}); deployed by flywheel deploy",
         "Role": settings.glue_role,
         "Command": {"Name": "glueetl", "ScriptLocation": script_uri, "PythonVersion": "3"},
         "DefaultArguments": {**DEFAULT_ARGUMENTS, **run_book_arguments(settings, job), "--extra-py-files": bundle_uri},
@@ -123,7 +117,7 @@ def plan(settings: Settings, glue) -> Plan:
         script = script_uri(artifacts, job)
         wanted[script] = (PACKAGE_DIR / "spark_jobs" / "scripts" / f"{job}.py").read_bytes()
         definition = job_definition(settings, job, script, bundle_uri_)
-        name = glue_job_name(job, settings.glue_job_prefix)
+        name = JOBS[job].glue_job_name(settings.glue_job_prefix)
         try:
             existing = glue.get_job(JobName=name)["Job"]
             action = "update" if _differs(existing, definition) else "unchanged"
@@ -153,8 +147,7 @@ def apply(plan_: Plan, glue) -> None:
 def catalog_locations(settings: Settings) -> list[str]:
     """The S3 locations behind the platform's catalog tables: what Athena reads (the split outputs,
     sources of the bucketed CTAS) and writes (the bucketed tables)."""
-    paths = [SPLIT_JOB_PATHS["infobase_split_and_bucket"]["target_path"],
-             SPLIT_JOB_PATHS["addressable_bucket"]["target_path"], SPLIT_PART_ROOT, BUCKETED_BASE]
+    paths = [j.target_path for j in JOBS.values() if j.layout == CURRENT_SNAPSHOT] + [SPLIT_PART_ROOT, BUCKETED_BASE]
     return [storage.join(settings.data_root, p) + "/" for p in paths]
 
 

@@ -18,30 +18,50 @@ from dagster import (
 from flywheel_assets.definitions import defs, flywheel_snapshot_job
 from flywheel_assets.messages import step_error_message
 from flywheel_assets.partitions import snapshot_partitions
-from flywheel_assets.pipelines.split import raw_sources
+from flywheel_assets.core.jobs import BUCKETED_PIPELINE, JOB_BY_STEP, JOBS
 from flywheel_assets.resources import Lake
 from flywheel_assets.settings import Settings
-from flywheel_assets.spark_jobs.errors import FlywheelInputError
-from flywheel_assets.spark_jobs.snapshots import LATEST, list_snapshots, parse_date, partition_dates, unsatisfied
+from flywheel_assets.core.errors import FlywheelInputError
+from flywheel_assets.core.snapshots import LATEST, parse_date, partition_dates, unsatisfied
+
+
+def steps() -> dict[str, list[str]]:
+    """Each step (a run-book job or catalog step: ``infobase_split``, ``ext_tables``...) -> the asset
+    keys it materializes. The raw sources are observed, not materialized."""
+    out: dict[str, list[str]] = {}
+    graph = defs.resolve_asset_graph()
+    for key in sorted(graph.materializable_asset_keys, key=lambda k: k.to_user_string()):
+        out.setdefault(defs.resolve_assets_def(key).node_def.name, []).append(key.to_user_string())
+    order = [j.step for j in JOBS.values()] + ["ext_tables", "bucketed_tables", "part_tables", "cleanrooms_report"]
+    return dict(sorted(out.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
 
 
 def all_asset_names() -> list[str]:
-    return sorted(k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys())
+    return sorted(k for keys in steps().values() for k in keys)
 
 
 def check_selection(selection: list[str] | None) -> list[str]:
-    names = all_asset_names()
+    """Asset keys (``bucketed_ibe_07``, ``split_cluster/ibe_07``) or step names (``ext_tables``: all
+    its tables) -> asset keys."""
+    names, by_step = all_asset_names(), steps()
     if not selection:
         return names
-    unknown = [s for s in selection if s not in names]
+    unknown = [s for s in selection if s not in names and s not in by_step]
     if unknown:
-        raise FlywheelInputError(f"unknown asset(s) {', '.join(unknown)}; choose from {', '.join(names)}")
-    return selection
+        raise FlywheelInputError(f"unknown asset(s) {', '.join(unknown)}; choose asset keys (e.g. bucketed_ibe_01, "
+                                 f"split_cluster/ibe_01) or steps ({', '.join(by_step)}); `flywheel assets` lists them")
+    return sorted({k for s in selection for k in by_step.get(s, [s])})
+
+
+def step_of(asset: str) -> str:
+    return defs.resolve_assets_def(AssetKey.from_user_string(asset)).node_def.name
 
 
 def listed_sources(lake: Lake, assets: list[str] | None) -> dict[str, tuple[str, list[str]]]:
-    """source -> (how a partition finds its snapshot there, the source's snapshots)."""
-    return {src: (match, list_snapshots(src)) for src, match in raw_sources(lake, assets).items()}
+    """source -> (how a partition finds its snapshot there, the source's snapshots), for the raw
+    sources behind the split tables in ``assets`` (all of them for a catalog-only selection)."""
+    jobs = [JOB_BY_STEP[s] for s in sorted({step_of(a) for a in assets or []}) if s in JOB_BY_STEP]
+    return {src: (match, lake.snapshots(src)) for src, match in lake.raw_sources(jobs or None).items()}
 
 
 def resolve_run_snapshot(lake: Lake, assets: list[str], requested: str) -> str:
@@ -63,30 +83,34 @@ def resolve_run_snapshot(lake: Lake, assets: list[str], requested: str) -> str:
 
 
 @dataclass
-class AssetOutcome:
-    asset: str
+class StepOutcome:
+    step: str
     status: str
-    source_rows: int | None = None
-    tables: int | None = None
+    tables: int = 0  # tables materialized
+    rows: int | None = None  # rows of those tables (split steps: the source's rows)
     files: int | None = None
     seconds: float | None = None
     error: str | None = None
 
 
-def outcomes(instance: DagsterInstance, run_id: str, assets: list[str]) -> list[AssetOutcome]:
+def outcomes(instance: DagsterInstance, run_id: str, step_names: list[str]) -> list[StepOutcome]:
     stats = {s.step_key: s for s in instance.get_run_step_stats(run_id)}
-    result = {a: AssetOutcome(a, "NOT RUN") for a in assets}
+    result = {s: StepOutcome(s, "NOT RUN") for s in step_names}
     for record in instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION).records:
-        mat = record.asset_materialization
-        name = mat.asset_key.to_user_string()
-        meta = {k: v.value for k, v in mat.metadata.items()}
-        result[name] = AssetOutcome(name, "SUCCESS", meta.get("source_rows"), meta.get("tables_written"), meta.get("files"))
+        event = record.event_log_entry.dagster_event
+        meta = {k: v.value for k, v in record.asset_materialization.metadata.items()}
+        out = result.setdefault(event.step_key, StepOutcome(event.step_key, "SUCCESS"))
+        out.status, out.tables = "SUCCESS", out.tables + 1
+        if "source_rows" in meta:
+            out.rows = meta["source_rows"]
+        elif "dagster/row_count" in meta:
+            out.rows = (out.rows or 0) + meta["dagster/row_count"]
+        if "files" in meta:
+            out.files = (out.files or 0) + meta["files"]
     for record in instance.get_records_for_run(run_id, of_type=DagsterEventType.STEP_FAILURE).records:
         event = record.event_log_entry.dagster_event
-        if event.step_key in result:
-            error = event.step_failure_data.error
-            result[event.step_key].status = "FAILED"
-            result[event.step_key].error = step_error_message(error)
+        out = result.setdefault(event.step_key, StepOutcome(event.step_key, "FAILED"))
+        out.status, out.error = "FAILED", step_error_message(event.step_failure_data.error)
     for name, outcome in result.items():
         step = stats.get(name)
         if step and step.start_time and step.end_time:
@@ -94,16 +118,16 @@ def outcomes(instance: DagsterInstance, run_id: str, assets: list[str]) -> list[
     return list(result.values())
 
 
-def print_summary(snapshot: str, run_id: str, rows: list[AssetOutcome]) -> None:
+def print_summary(snapshot: str, run_id: str, rows: list[StepOutcome]) -> None:
     print(f"\nsnapshot_dt={snapshot}  run {run_id}")
-    print(f"{'asset':<26} {'status':<8} {'rows':>9} {'tables':>6} {'files':>6} {'time':>8}")
+    print(f"{'step':<24} {'status':<8} {'tables':>6} {'rows':>9} {'files':>6} {'time':>8}")
     for r in rows:
         fmt = lambda v: "-" if v is None else str(v)  # noqa: E731
         secs = "-" if r.seconds is None else f"{r.seconds:.1f}s"
-        print(f"{r.asset:<26} {r.status:<8} {fmt(r.source_rows):>9} {fmt(r.tables):>6} {fmt(r.files):>6} {secs:>8}")
+        print(f"{r.step:<24} {r.status:<8} {r.tables:>6} {fmt(r.rows):>9} {fmt(r.files):>6} {secs:>8}")
     for r in rows:
         if r.error:
-            print(f"\n{r.asset} failed: {r.error.strip()}")
+            print(f"\n{r.step} failed: {r.error.strip()}")
     print("\nnext: bin/flywheel tables | bin/flywheel query \"SELECT ...\" | make ui (this run is there too)")
 
 
@@ -128,16 +152,18 @@ def run_snapshot(settings: Settings, requested: str, selection: list[str] | None
     refuse_overlap(instance, snapshot)
     if not instance.has_dynamic_partition(snapshot_partitions.name, snapshot):
         instance.add_dynamic_partitions(snapshot_partitions.name, [snapshot])
-    print(f"materializing {len(assets)} assets for snapshot_dt={snapshot} (instance {settings.dagster_home})")
+    chosen = sorted({step_of(a) for a in assets}, key=list(steps()).index)
+    print(f"materializing {len(assets)} tables in {len(chosen)} steps for snapshot_dt={snapshot} "
+          f"(instance {settings.dagster_home})")
     result = execute_job(
         reconstructable(flywheel_snapshot_job),
         instance=instance,
-        asset_selection=[AssetKey(a) for a in assets],
+        asset_selection=[AssetKey.from_user_string(a) for a in assets],
         tags={"dagster/partition": snapshot},
-        run_config={**LOGGING, "ops": {k: v for k, v in (run_config or {}).get("ops", {}).items() if k in assets}},
+        run_config={**LOGGING, "ops": {k: v for k, v in (run_config or {}).get("ops", {}).items() if k in chosen}},
         raise_on_error=False,
     )
-    print_summary(snapshot, result.run_id, outcomes(instance, result.run_id, assets))
+    print_summary(snapshot, result.run_id, outcomes(instance, result.run_id, chosen))
     return result.success
 
 
@@ -179,15 +205,15 @@ def backfill(settings: Settings, date_from: str | None, date_to: str | None, lis
         snapshots = [d for d in partition_dates(listed_sources(lake, assets)) if lo <= d <= hi]
         if not snapshots:
             raise FlywheelInputError(f"no snapshot between {lo} and {hi} that every source can serve")
-    from flywheel_assets.automation import bucketed_assets, published_bucket_snapshot
+    from flywheel_assets.automation import published_bucket_snapshot
 
     results = {}
     for snapshot in snapshots:
         current = published_bucket_snapshot(lake)
         chosen = assets
         if current and snapshot < current:
-            skip = {k.to_user_string() for k in bucketed_assets()}
-            chosen = [a for a in assets if a not in skip]
+            graph = defs.resolve_asset_graph()
+            chosen = [a for a in assets if graph.get(AssetKey.from_user_string(a)).group_name != BUCKETED_PIPELINE]
             print(f"snapshot_dt={snapshot} is older than the bucketed pipeline's {current}: partitioned pipeline only")
         results[snapshot] = run_snapshot(settings, snapshot, chosen, run_config) if chosen else True
     print("\nbackfill: " + ", ".join(f"{d} {'ok' if ok else 'FAILED'}" for d, ok in results.items()))

@@ -24,9 +24,13 @@ from dagster._core.errors import DagsterPipesExecutionError
 from flywheel_assets.catalog.aws import GlueAthenaCatalog
 from flywheel_assets.catalog.local import LocalCatalog
 from flywheel_assets.local_spark import LocalSpark
-from flywheel_assets.settings import GLUE_JOB_PREFIX, Settings, glue_job_name
-from flywheel_assets.spark_jobs import scripts, storage
-from flywheel_assets.spark_jobs.errors import FlywheelInputError
+from flywheel_assets.core import publish
+from flywheel_assets.core.jobs import GLUE_JOB_PREFIX, JOBS, SplitJob, raw_sources
+from flywheel_assets.core.snapshots import list_snapshots
+from flywheel_assets.settings import Settings
+from flywheel_assets.core import storage
+from flywheel_assets.spark_jobs import scripts
+from flywheel_assets.core.errors import FlywheelInputError
 
 SCRIPTS_DIR = Path(scripts.__file__).parent
 
@@ -86,6 +90,26 @@ class Lake(ConfigurableResource):
         if full != root and not full.startswith(root + "/"):
             raise FlywheelInputError(f"path {path!r} is outside the data root {root}")
         return full
+
+    # What the sensor and the CLI read, through the resource (the seam tests swap).
+    def list_dir(self, path: str) -> list[storage.Entry]:
+        return storage.list_dir(self.resolve(path))
+
+    def snapshots(self, path: str) -> list[str]:
+        return list_snapshots(self.resolve(path))
+
+    def read_text(self, path: str) -> str | None:
+        return storage.read_text(self.resolve(path))
+
+    def raw_sources(self, jobs=None) -> dict[str, str]:
+        """The raw sources behind ``jobs`` (default all; the infobase always, its snapshots are the
+        partitions), resolved, each with how a partition finds its snapshot there."""
+        return {self.resolve(path): match for path, match in raw_sources(jobs).items()}
+
+    def current_snapshot(self, job: SplitJob) -> str | None:
+        """The snapshot a current-snapshot layout's target holds (None: nothing published yet)."""
+        text = self.read_text(storage.join(job.target_path, publish.METADATA_FILE))
+        return text.strip() if text else None
 
 
 class SparkJobRunner(ConfigurableResource):
@@ -149,7 +173,7 @@ class GlueSparkRunner(SparkJobRunner):
         script_path(job)  # a known job
         client = PipesGlueClient(client=self.glue_client(), **pipes_over_s3(self.pipes_s3, self.message_interval_sec),
                                  forward_termination=True)  # terminating the Dagster run stops the Glue run
-        name = glue_job_name(job, self.job_prefix)
+        name = JOBS[job].glue_job_name(self.job_prefix)
         args = {f"--{k}": str(v) for k, v in arguments.items()}
         try:
             invocation = client.run(context=context, start_job_run_params={"JobName": name, "Arguments": args})

@@ -10,38 +10,29 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-# Run-book paths, relative to FLYWHEEL_DATA_ROOT (s3://omc-flywheel-data-us-east-1-prod in production).
-INFOBASE_RAW = "opus/infobase_attributes/raw_input/"
-ADDRESSABLE_COMPACTION = "omc_cleanroom_data/addressable/addressable_ids_compaction_cr/"
-ADDRESSABLE_RAW = "opus/addressable_ids/raw_input/"
-SPLIT_CLUSTER_INFOBASE = "omc_cleanroom_data/split_cluster/infobase_attributes/"
-SPLIT_CLUSTER_ADDRESSABLE = "omc_cleanroom_data/split_cluster/addressable_ids/"
-SPLIT_PART_INFOBASE = "omc_cleanroom_data/split_part/infobase_attributes/"
-SPLIT_PART_ADDRESSABLE = "omc_cleanroom_data/split_part/addressable_ids/"
-INFOBASE_BUCKET_MAPPING = "omc_cleanroom_data/omc_flywheel_infobase_table_split_lowercase.csv"
-INFOBASE_PART_MAPPING = "omc_cleanroom_data/omc_flywheel_infobase_table_split_part.csv"
-ADDRESSABLE_PART_MAPPING = "omc_cleanroom_data/omc_flywheel_addressable_ids_table_split_part.csv"
-SPLIT_PART_ROOT = "omc_cleanroom_data/split_part/"
-BUCKETED_BASE = "omc_cleanroom_data/cleanroom_tables/bucketed/"
-DEFAULT_DATABASE = "omc_flywheel_prod"
+# The run book's paths and jobs are declared once, in the job table (core/jobs.py).
+from flywheel_assets.core.jobs import (  # noqa: E402,F401 (re-exported: settings users read them here)
+    ADDRESSABLE_COMPACTION,
+    ADDRESSABLE_PART_MAPPING,
+    ADDRESSABLE_RAW,
+    BUCKETED_BASE,
+    GLUE_JOB_PREFIX,
+    INFOBASE_BUCKET_MAPPING,
+    INFOBASE_PART_MAPPING,
+    INFOBASE_RAW,
+    SPLIT_CLUSTER_ADDRESSABLE,
+    SPLIT_CLUSTER_INFOBASE,
+    SPLIT_PART_ADDRESSABLE,
+    SPLIT_PART_INFOBASE,
+    SPLIT_PART_ROOT,
+)
 
-# Each run-book split job's default --SOURCE_PATH/--TARGET_PATH/--CSV_FILE: the assets' run-config
-# defaults and the deployed Glue jobs' default arguments.
-SPLIT_JOB_PATHS = {
-    "infobase_split_and_bucket": {"source_path": INFOBASE_RAW, "target_path": SPLIT_CLUSTER_INFOBASE,
-                                  "csv_file": INFOBASE_BUCKET_MAPPING},
-    "addressable_bucket": {"source_path": ADDRESSABLE_COMPACTION, "target_path": SPLIT_CLUSTER_ADDRESSABLE},
-    "infobase_split_and_part": {"source_path": INFOBASE_RAW, "target_path": SPLIT_PART_INFOBASE,
-                                "csv_file": INFOBASE_PART_MAPPING},
-    "addressable_split_and_part": {"source_path": ADDRESSABLE_RAW, "target_path": SPLIT_PART_ADDRESSABLE,
-                                   "csv_file": ADDRESSABLE_PART_MAPPING},
-}
+DEFAULT_DATABASE = "omc_flywheel_prod"
 
 # Production roots, used when FLYWHEEL_ENV=aws and no root is set.
 AWS_DATA_ROOT = "s3://omc-flywheel-data-us-east-1-prod"
 AWS_ANALYSIS_ROOT = "s3://omc-flywheel-prod-analysis-data"
 
-GLUE_JOB_PREFIX = "etl-omc-flywheel-prod-"  # the run book's job names: <prefix><job with dashes>
 ENVIRONMENTS = ("local", "aws")
 DEFAULT_TARGET_FILE_MB = 128
 
@@ -135,11 +126,6 @@ def get_settings(environ: dict | None = None) -> Settings:
         spark_retries=int(env_vars.get("FLYWHEEL_SPARK_RETRIES", "2")),
         spark_retry_delay_seconds=float(env_vars.get("FLYWHEEL_SPARK_RETRY_DELAY_SECONDS", "60")),
     )
-
-
-def glue_job_name(job: str, prefix: str = GLUE_JOB_PREFIX) -> str:
-    """``infobase_split_and_bucket`` -> ``etl-omc-flywheel-prod-infobase-split-and-bucket``."""
-    return prefix + job.replace("_", "-")
 
 
 def _positive(value: str, name: str) -> int:

@@ -15,7 +15,7 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 from flywheel_assets.catalog import athena_sql
-from flywheel_assets.spark_jobs.errors import FlywheelInputError
+from flywheel_assets.core.errors import FlywheelInputError
 
 MSCK = re.compile(r"^MSCK REPAIR TABLE (\S+)$")
 

@@ -10,7 +10,7 @@ from botocore.awsrequest import AWSResponse
 
 from flywheel_assets.catalog.aws import GlueAthenaCatalog
 from flywheel_assets.catalog.names import Column, TableSpec
-from flywheel_assets.spark_jobs import storage
+from flywheel_assets.core import storage
 
 
 class Body:

@@ -71,7 +71,7 @@ def test_deploy_creates_the_run_book_jobs_then_changes_nothing(deployed):
     calls = []
     glue.meta.events.register("provide-client-params.glue.*", lambda params, event_name, **_: calls.append(event_name))
     storage_calls = []
-    from flywheel_assets.spark_jobs import storage
+    from flywheel_assets.core import storage
 
     storage.s3_client().meta.events.register("provide-client-params.s3.PutObject",
                                              lambda **_: storage_calls.append("put"))
@@ -257,7 +257,7 @@ def test_production_inputs_through_glue_land_every_mapped_column_and_row(glue_st
     import pyarrow.parquet as pq
 
     from flywheel_assets.pipelines.partitioned import addressable_split_part, infobase_split_part
-    from flywheel_assets.spark_jobs.mapping import load_mapping
+    from flywheel_assets.core.mapping import load_mapping
 
     settings, stand_in = glue_stand_in
     for asset in (infobase_split_part, addressable_split_part):

@@ -289,7 +289,7 @@ def test_accepted_inputs_publish_and_warn(lake, spark_url, name):
     if name == "missing-columns-skip-table":
         assert meta["skipped_tables"].value == {"IBE_01_A": "missing gone (line 4)"}
         assert [p.parent.name for p in target.glob("*/snapshot_dt=*")] == ["IBE_01"]
-        from flywheel_assets.spark_jobs import publish
+        from flywheel_assets.core import publish
 
         assert publish.part_table_skipped(str(target / "IBE_01_A"), case.partition) == "missing gone (line 4)"
     else:

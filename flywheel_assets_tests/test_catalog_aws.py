@@ -17,7 +17,7 @@ from flywheel_assets.catalog.names import Column, TableSpec
 from flywheel_assets.pipelines.bucketed import bucketed_tables
 from flywheel_assets.pipelines.partitioned import part_tables, prepared_part_tables
 from flywheel_assets.resources import Lake
-from flywheel_assets.spark_jobs.errors import FlywheelInputError
+from flywheel_assets.core.errors import FlywheelInputError
 
 BUCKET = "flywheel-test-lake"
 DB = "omc_flywheel_prod"

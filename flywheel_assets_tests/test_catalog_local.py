@@ -14,8 +14,8 @@ from flywheel_assets.messages import step_error_message
 from flywheel_assets.pipelines.bucketed import bucketed_tables, ext_tables
 from flywheel_assets.pipelines.partitioned import part_tables, prepared_part_tables
 from flywheel_assets.resources import Lake
-from flywheel_assets.spark_jobs.errors import FlywheelInputError
-from flywheel_assets.spark_jobs.mapping import load_mapping
+from flywheel_assets.core.errors import FlywheelInputError
+from flywheel_assets.core.mapping import load_mapping
 from flywheel_assets.spark_jobs.split import JOBS, run_split
 from flywheel_assets_tests.conftest import SMALL
 from flywheel_assets_tests.test_split_jobs import AD_LATEST, LATEST, OLDEST, paths

@@ -1,7 +1,7 @@
 import pytest
 
-from flywheel_assets.spark_jobs.errors import FlywheelInputError
-from flywheel_assets.spark_jobs.mapping import load_mapping, missing_columns, parse_mapping
+from flywheel_assets.core.errors import FlywheelInputError
+from flywheel_assets.core.mapping import load_mapping, missing_columns, parse_mapping
 
 
 def test_header_is_case_insensitive_spaced_and_extra_columns_ignored():

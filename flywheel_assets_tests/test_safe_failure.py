@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from flywheel_assets import settings
-from flywheel_assets.spark_jobs import publish, storage
+from flywheel_assets.core import publish, storage
 from flywheel_assets_tests.test_split_jobs import LATEST, OLDEST, paths, split
 
 

@@ -1,7 +1,7 @@
 import pytest
 
-from flywheel_assets.spark_jobs.errors import FlywheelInputError
-from flywheel_assets.spark_jobs.snapshots import list_snapshots, parse_date, resolve_snapshot
+from flywheel_assets.core.errors import FlywheelInputError
+from flywheel_assets.core.snapshots import list_snapshots, parse_date, resolve_snapshot
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ def test_malformed_dates_are_rejected(bad):
 
 
 def test_partition_dates_follow_the_infobase_and_earlier_sources():
-    from flywheel_assets.spark_jobs.snapshots import partition_dates, unsatisfied
+    from flywheel_assets.core.snapshots import partition_dates, unsatisfied
 
     listed = {"ib": ("exact", ["2024-01-15", "2024-02-15", "2024-03-15"]),
               "ad": ("at_or_before", ["2024-02-14", "2024-03-16"])}

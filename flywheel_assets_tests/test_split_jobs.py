@@ -10,9 +10,9 @@ import pytest
 
 from flywheel_assets import settings
 from flywheel_assets.demo_data import addressable_dates, attribute_names, snapshot_dates
-from flywheel_assets.spark_jobs import publish
-from flywheel_assets.spark_jobs.errors import FlywheelInputError
-from flywheel_assets.spark_jobs.mapping import load_mapping
+from flywheel_assets.core import publish
+from flywheel_assets.core.errors import FlywheelInputError
+from flywheel_assets.core.mapping import load_mapping
 from flywheel_assets.spark_jobs.split import JOBS, run_split
 from flywheel_assets_tests.conftest import SMALL
 

@@ -8,7 +8,7 @@ real SQL parser in the Athena dialect (sqlglot), since moto accepts any text wit
 from __future__ import annotations
 
 from flywheel_assets.catalog.names import column_name, identifier, location, positive
-from flywheel_assets.spark_jobs.errors import FlywheelInputError
+from flywheel_assets.core.errors import FlywheelInputError
 
 
 def bucketed_ctas(database: str, table: str, external_location: str, source: tuple[str, str], columns: list[str],

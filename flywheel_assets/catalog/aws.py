@@ -20,8 +20,8 @@ from flywheel_assets.catalog.names import (
     partition_value,
     positive,
 )
-from flywheel_assets.spark_jobs import storage
-from flywheel_assets.spark_jobs.errors import FlywheelInputError
+from flywheel_assets.core import storage
+from flywheel_assets.core.errors import FlywheelInputError
 
 PARQUET_SD = {
     "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",

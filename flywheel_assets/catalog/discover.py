@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from flywheel_assets.catalog.names import Column, column_name, hive_type
-from flywheel_assets.spark_jobs import publish, sizing, storage
-from flywheel_assets.spark_jobs.errors import FlywheelInputError
-from flywheel_assets.spark_jobs.snapshots import list_snapshots
+from flywheel_assets.core import publish, sizing, storage
+from flywheel_assets.core.errors import FlywheelInputError
+from flywheel_assets.core.snapshots import list_snapshots
 
 METADATA_DIR = "metadata"
 

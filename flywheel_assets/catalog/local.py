@@ -20,7 +20,7 @@ from flywheel_assets.catalog.names import (
     quote,
 )
 from flywheel_assets.local_spark import LocalSpark
-from flywheel_assets.spark_jobs import storage
+from flywheel_assets.core import storage
 
 
 _sessions: dict = {}

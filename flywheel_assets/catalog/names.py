@@ -9,8 +9,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional
 
-from flywheel_assets.spark_jobs.errors import FlywheelInputError
-from flywheel_assets.spark_jobs.mapping import COLUMN_NAME
+from flywheel_assets.core.errors import FlywheelInputError
+from flywheel_assets.core.mapping import COLUMN_NAME
 
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,127}$")
 # Locations: local absolute paths or s3:// URIs made of safe characters only (no quotes, spaces, ..).

@@ -1,90 +1,115 @@
-"""Pipeline 1: bucketed tables for Cleanroom joins (run book, pipeline 1)."""
+"""Pipeline 1: bucketed tables for Cleanroom joins (run book, pipeline 1).
+
+One asset per table: split_cluster/<table> (the split jobs) -> ext_<table> -> bucketed_<table>.
+The split folders and the bucketed tables hold one snapshot at a time: the current one.
+"""
 
 from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
-from dagster import AssetExecutionContext, Config, Failure, MaterializeResult, asset
+from dagster import AssetExecutionContext, AssetsDefinition, AssetSpec, Config, Failure, MaterializeResult, multi_asset
 from pydantic import Field
 
 from flywheel_assets import settings
 from flywheel_assets.catalog.base import Catalog
 from flywheel_assets.catalog.discover import parquet_columns, staged_snapshot, table_folders
 from flywheel_assets.catalog.names import TableSpec, column_name, identifier, positive, snapshot_comment, table_filter
+from flywheel_assets.core import publish, sizing, storage
+from flywheel_assets.core.jobs import BUCKETED_PIPELINE, CURRENT_SNAPSHOT, JOBS, SplitJob
 from flywheel_assets.partitions import snapshot_partitions
 from flywheel_assets.pipelines import catalog_checks
-from flywheel_assets.pipelines.common import catalog_metadata
-from flywheel_assets.pipelines.split import split_asset
+from flywheel_assets.pipelines.common import table_metadata
+from flywheel_assets.pipelines.keys import bucketed_key, catalog_key, split_key
+from flywheel_assets.pipelines.split import split_assets
 from flywheel_assets.resources import Lake
-from flywheel_assets.spark_jobs import publish, sizing, storage
+from flywheel_assets.tables import TableSet
 
-GROUP = "bucketed_pipeline"
+GROUP = BUCKETED_PIPELINE
+CURRENT = ("Holds one snapshot at a time (the current one, in its metadata and table comment); older "
+           "snapshot_dt partitions show the run that last built them, not data still served.")
 
-infobase_split = split_asset(
-    name="infobase_split",
-    job="infobase_split_and_bucket",
-    group=GROUP,
-    description="Step 1: the wide infobase snapshot split into IBE_NN/ tables (flat, one snapshot at a "
-    "time) plus metadata/snapshot_dt.txt, under split_cluster/infobase_attributes/.",
-)
 
-addressable_bucket = split_asset(
-    name="addressable_bucket",
-    job="addressable_bucket",
-    group=GROUP,
-    description="Step 2: the addressable-ids compaction snapshot as addressable_ids/ plus "
-    "metadata/snapshot_dt.txt, under split_cluster/addressable_ids/.",
-)
+def current_snapshot_tables(tables: TableSet) -> list[tuple[SplitJob, str]]:
+    return [(job, t) for job in JOBS.values() if job.layout == CURRENT_SNAPSHOT for t in tables.tables(job)]
+
 
 class ExtTablesConfig(Config):
     database: Optional[str] = Field(default=None, description="--DATABASE (default: the catalog's database)")
     s3_roots: list[str] = Field(
-        default=[settings.SPLIT_CLUSTER_INFOBASE, settings.SPLIT_CLUSTER_ADDRESSABLE],
+        default=[j.target_path for j in JOBS.values() if j.layout == CURRENT_SNAPSHOT],
         description="--S3_ROOT of steps 3a and 3b: split_cluster roots whose table folders become ext_ tables",
     )
     table_prefix: str = Field(default="ext_", description="--TABLE_PREFIX")
     max_cols: int = Field(default=100, description="--MAX_COLS: a table with more columns fails")
 
 
-@asset(
-    partitions_def=snapshot_partitions,
-    group_name=GROUP,
-    deps=[infobase_split, addressable_bucket],
-    kinds={"catalog"},
-    check_specs=[catalog_checks.EXT],
-    description="Step 3: external tables ext_<table> over every split_cluster table folder, schema from "
-    "the parquet files, snapshot from metadata/snapshot_dt.txt in the table comment.",
-)
-def ext_tables(context: AssetExecutionContext, config: ExtTablesConfig, lake: Lake, catalog: Catalog) -> MaterializeResult:
-    snapshot = context.partition_key
-    database = identifier(config.database or catalog.database, "DATABASE")
-    max_cols = positive(config.max_cols, "MAX_COLS")
-    specs, skipped = [], {}
-    roots = [lake.resolve(r) for r in config.s3_roots]
-    for root in roots:  # check everything before changing anything
+def find_folders(roots: list[str], tables: list[str], snapshot: str) -> tuple[dict[str, str], dict[str, str]]:
+    """table -> its folder, and table -> why the split skipped it, for ``tables`` (any case) in
+    the split roots; every root that holds one must hold ``snapshot``."""
+    wanted = {t.lower(): t for t in tables}
+    folders, skipped = {}, {}
+    for root in roots:
+        here = {f.lower(): f for f in table_folders(root) if f.lower() in wanted}
+        gone = {t.lower(): why for t, why in publish.skipped_tables(root, snapshot).items() if t.lower() in wanted}
+        if not (here or gone):
+            continue
         staged = staged_snapshot(root)
         if staged != snapshot:
             raise Failure(f"{root} holds snapshot_dt={staged}, not {snapshot}: materialize its split for {snapshot} first")
-        for table, why in publish.skipped_tables(root, snapshot).items():
-            skipped[identifier(f"{config.table_prefix}{table}".lower(), "table")] = why
-        for folder in table_folders(root):
-            name = identifier(f"{config.table_prefix}{folder}".lower(), "table")
-            columns = parquet_columns(storage.join(root, folder))
+        folders |= {wanted[t]: storage.join(root, f) for t, f in here.items()}
+        skipped |= {wanted[t]: why for t, why in gone.items() if t not in here}
+    absent = [t for t in tables if t not in folders and t not in skipped]
+    if absent:
+        raise Failure(f"no folder for {', '.join(absent)} under {', '.join(roots)}: materialize its split for "
+                      f"{snapshot} first")
+    return folders, skipped
+
+
+def ext_tables_asset(tables: TableSet) -> AssetsDefinition:
+    entries = {catalog_key(job, t): t for job, t in current_snapshot_tables(tables)}
+    specs = [AssetSpec(key, deps=[split_key(job, t)], group_name=GROUP, partitions_def=snapshot_partitions,
+                       kinds={"catalog"}, metadata={"table": t},
+                       description=f"Step 3: external table over the split folder of {t} (columns from its parquet "
+                       f"files, snapshot from metadata/snapshot_dt.txt in the comment). {CURRENT}")
+             for job, t in current_snapshot_tables(tables) for key in [catalog_key(job, t)]]
+
+    @multi_asset(name="ext_tables", specs=specs, can_subset=True,
+                 check_specs=[catalog_checks.ext_spec(key) for key in entries])
+    def ext_tables(context: AssetExecutionContext, config: ExtTablesConfig, lake: Lake, catalog: Catalog):
+        snapshot = context.partition_key
+        database = identifier(config.database or catalog.database, "DATABASE")
+        max_cols = positive(config.max_cols, "MAX_COLS")
+        selected = {key: t for key, t in entries.items() if key in context.selected_asset_keys}
+        folders, skipped = find_folders([lake.resolve(r) for r in config.s3_roots], list(selected.values()), snapshot)
+        specs = {}
+        for t, folder in folders.items():  # check everything before changing anything
+            name = identifier(f"{config.table_prefix}{t}".lower(), "table")
+            columns = parquet_columns(folder)
             if len(columns) > max_cols:
                 raise Failure(f"{name} has {len(columns)} columns, more than MAX_COLS={max_cols}")
-            record = publish.folder_publication(storage.join(root, folder))
-            specs.append(TableSpec(database, name, storage.join(root, folder), columns,
-                                   comment=snapshot_comment("ext", snapshot, record and record.source_snapshot_dt)))
-    if not specs:
-        raise Failure(f"no table folders under {', '.join(config.s3_roots)}")
-    actions = {spec.name: catalog.apply_table(spec) for spec in specs}
-    # A table the split skipped (missing_columns: skip_table) has no folder in this snapshot: its
-    # ext table would read nothing, so it is dropped (the files of earlier snapshots are untouched).
-    dropped = sorted(name for name in skipped if catalog.drop_table(database, name))
-    context.log.info(f"ext tables in {database}: {actions}" + (f"; dropped (skipped by the split): {dropped}" if dropped else ""))
-    registered = catalog.list_tables(database, config.table_prefix.lower(), partitions=False)
-    metadata = {**catalog_metadata(database, specs, actions), "skipped_by_split": skipped or "none"}
-    return MaterializeResult(metadata=metadata,
-                             check_results=[catalog_checks.ext_tables_match(registered, specs, roots, snapshot)])
+            record = publish.folder_publication(folder)
+            specs[t] = TableSpec(database, name, folder, columns,
+                                 comment=snapshot_comment("ext", snapshot, record and record.source_snapshot_dt))
+        actions = {t: catalog.apply_table(spec) for t, spec in specs.items()}
+        # A table the split skipped (missing_columns: skip_table) has no folder in this snapshot: its
+        # ext table would read nothing, so it is dropped (the files of earlier snapshots are untouched).
+        dropped = {t: catalog.drop_table(database, identifier(f"{config.table_prefix}{t}".lower(), "table"))
+                   for t in skipped}
+        context.log.info(f"ext tables in {database}: {actions}" + (f"; dropped (skipped by the split): {dropped}" if dropped else ""))
+        registered = {i.name: i for i in catalog.list_tables(database, config.table_prefix.lower(), partitions=False)}
+        for key, t in selected.items():
+            if t in skipped:
+                yield MaterializeResult(asset_key=key, metadata={
+                    "snapshot_dt": snapshot, "action": "dropped" if dropped[t] else "absent",
+                    "skipped_by_split": skipped[t]},
+                    check_results=[catalog_checks.ext_matches(key, None, registered, snapshot)])
+                continue
+            spec = specs[t]
+            yield MaterializeResult(asset_key=key, metadata={
+                **table_metadata(spec, sizing.folder_stats(spec.location).rows), "action": actions[t],
+                "snapshot_dt": snapshot}, check_results=[catalog_checks.ext_matches(key, spec, registered, snapshot)])
+
+    return ext_tables
 
 
 class BucketedTablesConfig(Config):
@@ -93,59 +118,76 @@ class BucketedTablesConfig(Config):
     bucket_count: int = Field(default=256, description="--BUCKET_COUNT")
     bucket_col: str = Field(default="customer_user_id", description="--BUCKET_COL")
     bucketed_base: str = Field(default=settings.BUCKETED_BASE, description="--BUCKETED_BASE")
-    tables_filter: Optional[str] = Field(default=None, description="--TABLES_FILTER, e.g. addressable_ids,ibe_01")
+    tables_filter: Optional[str] = Field(
+        default=None, description="--TABLES_FILTER, e.g. addressable_ids,ibe_01: of the selected tables, build only "
+        "these (a shorthand for selecting their bucketed_ assets)")
     staged_prefix: str = Field(default="ext_", description="prefix of the staged tables to bucket")
     max_concurrency: int = Field(default=4, description="tables built at the same time (measured: 4 is ~20% faster than 2 on 2 cores, see docs/benchmarks.md)")
 
 
-@asset(
-    partitions_def=snapshot_partitions,
-    group_name=GROUP,
-    deps=[ext_tables],
-    kinds={"catalog", "spark"},
-    check_specs=[catalog_checks.BUCKETED],
-    description="Step 4: bucketed_<table> from each ext table, bucketed by customer_user_id into 256 buckets "
-    "under BUCKETED_BASE/<table>/; rebuilt into fresh files and swapped in, so readers never see it half-built.",
-)
-def bucketed_tables(context: AssetExecutionContext, config: BucketedTablesConfig, lake: Lake, catalog: Catalog) -> MaterializeResult:
-    snapshot = context.partition_key
-    staged_db = identifier(config.staged_db or catalog.database, "STAGED_DB")
-    final_db = identifier(config.final_db or catalog.database, "FINAL_DB")
-    count = positive(config.bucket_count, "BUCKET_COUNT", 100_000)
-    column = column_name(config.bucket_col, "BUCKET_COL")
-    prefix = config.staged_prefix
-    staged = {t.name[len(prefix):]: t for t in catalog.list_tables(staged_db, prefix, partitions=False)}
-    wanted = table_filter(config.tables_filter) or sorted(staged)
-    unknown = [t for t in wanted if t not in staged]
-    if unknown:
-        raise Failure(f"TABLES_FILTER names unknown tables {', '.join(unknown)}; "
-                      f"staged tables: {', '.join(sorted(staged)) or 'none'}")
-    for base in wanted:  # check all before building any
-        info = staged[base]
-        if info.snapshot != snapshot:
-            raise Failure(f"{staged_db}.{info.name} is at snapshot_dt={info.snapshot}, not {snapshot}")
-        if column not in [c.name for c in info.columns]:
-            raise Failure(f"{staged_db}.{info.name} has no column {column} to bucket by")
-    catalog.ensure_database(final_db)
-    base_location = lake.resolve(config.bucketed_base)
+def bucketed_tables_asset(tables: TableSet) -> AssetsDefinition:
+    entries = {bucketed_key(t): t.lower() for _, t in current_snapshot_tables(tables)}
+    specs = [AssetSpec(bucketed_key(t), deps=[catalog_key(job, t)], group_name=GROUP, partitions_def=snapshot_partitions,
+                       kinds={"catalog", "spark"}, metadata={"table": t}, skippable=True,
+                       description=f"Step 4: {t} bucketed by customer_user_id into 256 buckets under "
+                       f"BUCKETED_BASE/{t.lower()}/; rebuilt into fresh files and swapped in, so readers never see "
+                       f"it half-built. {CURRENT}")
+             for job, t in current_snapshot_tables(tables)]
 
-    def build(base: str) -> str:
-        name = identifier(f"bucketed_{base}", "table")
-        source = staged[base]
-        comment = snapshot_comment(f"bucketed by {column} into {count}", snapshot, source.source_snapshot)
-        writers = sizing.bucket_writers(sum(size for _, size in sizing.data_files(source.location)), count)
-        catalog.replace_bucketed(final_db, name, (staged_db, source.name), storage.join(base_location, base),
-                                 column, count, comment, writers)
-        context.log.info(f"built {final_db}.{name} ({writers} writer task(s))")
-        return name
+    @multi_asset(name="bucketed_tables", specs=specs, can_subset=True,
+                 check_specs=[catalog_checks.bucketed_spec(key) for key in entries])
+    def bucketed_tables(context: AssetExecutionContext, config: BucketedTablesConfig, lake: Lake, catalog: Catalog):
+        snapshot = context.partition_key
+        staged_db = identifier(config.staged_db or catalog.database, "STAGED_DB")
+        final_db = identifier(config.final_db or catalog.database, "FINAL_DB")
+        count = positive(config.bucket_count, "BUCKET_COUNT", 100_000)
+        column = column_name(config.bucket_col, "BUCKET_COL")
+        prefix = config.staged_prefix
+        selected = {t: key for key, t in entries.items() if key in context.selected_asset_keys}
+        wanted = table_filter(config.tables_filter) or sorted(selected)
+        unknown = [t for t in wanted if t not in selected]
+        if unknown:
+            raise Failure(f"TABLES_FILTER names {', '.join(unknown)}, which {'are' if len(unknown) > 1 else 'is'} not "
+                          f"among the selected tables ({', '.join(sorted(selected)) or 'none'})")
+        staged = {t.name[len(prefix):]: t for t in catalog.list_tables(staged_db, prefix, partitions=False)}
+        for base in wanted:  # check all before building any
+            info = staged.get(base)
+            if info is None:
+                raise Failure(f"{staged_db}.{prefix}{base} does not exist: materialize ext_tables for {snapshot} first")
+            if info.snapshot != snapshot:
+                raise Failure(f"{staged_db}.{info.name} is at snapshot_dt={info.snapshot}, not {snapshot}")
+            if column not in [c.name for c in info.columns]:
+                raise Failure(f"{staged_db}.{info.name} has no column {column} to bucket by")
+        catalog.ensure_database(final_db)
+        base_location = lake.resolve(config.bucketed_base)
 
-    with ThreadPoolExecutor(max_workers=positive(config.max_concurrency, "max_concurrency", 32)) as pool:
-        built = list(pool.map(build, wanted))
-    check = catalog_checks.bucketed_tables_match(catalog, final_db, built, column, count, base_location, snapshot)
-    return MaterializeResult(metadata={
-        "database": final_db, "tables": built, "table_count": len(built),
-        "bucket_column": column, "bucket_count": count, "snapshot_dt": snapshot,
-    }, check_results=[check])
+        def build(base: str) -> str:
+            name = identifier(f"bucketed_{base}", "table")
+            source = staged[base]
+            comment = snapshot_comment(f"bucketed by {column} into {count}", snapshot, source.source_snapshot)
+            writers = sizing.bucket_writers(sum(size for _, size in sizing.data_files(source.location)), count)
+            catalog.replace_bucketed(final_db, name, (staged_db, source.name), storage.join(base_location, base),
+                                     column, count, comment, writers)
+            context.log.info(f"built {final_db}.{name} ({writers} writer task(s))")
+            return name
+
+        with ThreadPoolExecutor(max_workers=positive(config.max_concurrency, "max_concurrency", 32)) as pool:
+            built = list(pool.map(build, wanted))
+        infos = {t.name: t for t in catalog.list_tables(final_db, "bucketed_", partitions=False)}
+        for base, name in zip(wanted, built):
+            info = infos.get(name)
+            check = catalog_checks.bucketed_matches(selected[base], name, info, column, count, base_location, snapshot)
+            metadata = {"bucket_column": column, "bucket_count": count, "snapshot_dt": snapshot}
+            if info:
+                rows = sizing.folder_stats(staged[base].location).rows  # the ext table it was built from, row for row
+                metadata = {**table_metadata(info, rows), **metadata}
+            yield MaterializeResult(asset_key=selected[base], metadata=metadata, check_results=[check])
+
+    return bucketed_tables
 
 
-assets = [infobase_split, addressable_bucket, ext_tables, bucketed_tables]
+def build(tables: TableSet) -> list[AssetsDefinition]:
+    jobs = [j for j in JOBS.values() if j.layout == CURRENT_SNAPSHOT and tables.tables(j)]
+    if not jobs:
+        return []
+    return [*(split_assets(j, tables.tables(j)) for j in jobs), ext_tables_asset(tables), bucketed_tables_asset(tables)]

@@ -1,18 +1,18 @@
 """Pieces the catalog assets of both pipelines share."""
 
-from dagster import MetadataValue
+from dagster import MetadataValue, TableColumn, TableSchema
 
-from flywheel_assets.catalog.names import TableSpec
+from flywheel_assets.catalog.names import TableInfo, TableSpec
 
 
-def catalog_metadata(database: str, specs: list[TableSpec], actions: dict[str, str]) -> dict:
-    rows = "\n".join(
-        f"| {s.name} | {len(s.columns)} | {actions[s.name]} | {s.location} |" for s in specs
-    )
-    return {
-        "database": database,
-        "table_count": len(specs),
-        "tables": [s.name for s in specs],
-        "changed": sorted(n for n, a in actions.items() if a != "unchanged"),
-        "summary": MetadataValue.md("| table | columns | action | location |\n|---|---|---|---|\n" + rows),
+def table_metadata(table: TableSpec | TableInfo, rows: int | None) -> dict:
+    """Dagster's standard table metadata, so the Catalog shows the table, its schema, location and
+    row-count history."""
+    meta = {
+        "dagster/table_name": f"{table.database}.{table.name}",
+        "dagster/uri": MetadataValue.text(table.location),
+        "dagster/column_schema": TableSchema(columns=[TableColumn(c.name, c.type) for c in table.columns]),
     }
+    if rows is not None:
+        meta["dagster/row_count"] = MetadataValue.int(rows)
+    return meta

@@ -7,6 +7,7 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
+    AssetsDefinition,
     AssetSelection,
     Config,
     DefaultScheduleStatus,
@@ -25,7 +26,9 @@ from flywheel_assets.catalog.base import Catalog
 from flywheel_assets.catalog.names import identifier
 from flywheel_assets.cleanrooms import build_report, write_report
 from flywheel_assets.partitions import snapshot_partitions
-from flywheel_assets.pipelines.partitioned import prepared_part_tables
+from flywheel_assets.pipelines.keys import catalog_key
+from flywheel_assets.pipelines.partitioned import snapshot_folder_tables
+from flywheel_assets.tables import TableSet
 from flywheel_assets.resources import CleanRoomsReporting
 
 GROUP = "reporting"
@@ -56,43 +59,46 @@ def summary_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n\nSections:\n" + "\n".join(sections)
 
 
-@asset(
-    partitions_def=snapshot_partitions,
-    group_name=GROUP,
-    deps=[prepared_part_tables],
-    kinds={"cleanrooms", "json", "csv"},
-    check_specs=[AssetCheckSpec("all_sections_queried", asset="cleanrooms_report",
-                                description="no report section failed (access denied, service error)")],
-    description="Which part_ tables are ready for analysis in AWS Clean Rooms, and how identity resolution is "
-    "configured: ACX_Cleanroom_Report_<ts>.json, _Tables.csv and _IdentityResolution.csv under "
-    "<analysis root>/cleanrooms-reports/.",
-)
-def cleanrooms_report(context: AssetExecutionContext, config: ReportConfig, catalog: Catalog,
-                      reporting: CleanRoomsReporting) -> MaterializeResult:
-    report, files = generate(catalog, reporting, config.database or catalog.database, config.table_prefix,
-                             config.membership_id)
-    failed = {k: s["reason"] for k, s in report["sections"].items() if s["status"] == "failed"}
-    for name, reason in failed.items():
-        context.log.warning(f"report section {name} failed: {reason}")
-    verdicts = [r["ready_for_analysis"] for r in report["tables_report"]]
-    return MaterializeResult(
-        metadata={
-            "tables": len(verdicts) - verdicts.count("excluded"), "ready": verdicts.count("yes"),
-            "not_ready": verdicts.count("no"), "unknown": verdicts.count("unknown"),
-            "excluded_identity_tables": report["excluded_tables"],
-            "membership": report["membership_id"], "collaboration": report["collaboration"],
-            "identity_resolution_rows": len(report["identity_resolution_report"]),
-            "json": MetadataValue.path(files["json"]), "tables_csv": MetadataValue.path(files["tables_csv"]),
-            "identity_csv": MetadataValue.path(files["identity_csv"]),
-            "sections": {k: s["status"] for k, s in report["sections"].items()},
-            "summary": MetadataValue.md(summary_markdown(report)),
-        },
-        check_results=[AssetCheckResult(check_name="all_sections_queried", passed=not failed,
-                                        severity=AssetCheckSeverity.WARN, metadata={"failed": failed or "none"})],
+def cleanrooms_report_asset(tables: TableSet) -> AssetsDefinition:
+    @asset(
+        partitions_def=snapshot_partitions,
+        group_name=GROUP,
+        deps=[catalog_key(job, t) for job, t in snapshot_folder_tables(tables)],
+        kinds={"cleanrooms", "json", "csv"},
+        check_specs=[AssetCheckSpec("all_sections_queried", asset="cleanrooms_report",
+                                    description="no report section failed (access denied, service error)")],
+        description="Which part_ tables are ready for analysis in AWS Clean Rooms, and how identity resolution is "
+        "configured: ACX_Cleanroom_Report_<ts>.json, _Tables.csv and _IdentityResolution.csv under "
+        "<analysis root>/cleanrooms-reports/.",
     )
+    def cleanrooms_report(context: AssetExecutionContext, config: ReportConfig, catalog: Catalog,
+                          reporting: CleanRoomsReporting) -> MaterializeResult:
+        report, files = generate(catalog, reporting, config.database or catalog.database, config.table_prefix,
+                                 config.membership_id)
+        failed = {k: s["reason"] for k, s in report["sections"].items() if s["status"] == "failed"}
+        for name, reason in failed.items():
+            context.log.warning(f"report section {name} failed: {reason}")
+        verdicts = [r["ready_for_analysis"] for r in report["tables_report"]]
+        return MaterializeResult(
+            metadata={
+                "tables": len(verdicts) - verdicts.count("excluded"), "ready": verdicts.count("yes"),
+                "not_ready": verdicts.count("no"), "unknown": verdicts.count("unknown"),
+                "excluded_identity_tables": report["excluded_tables"],
+                "membership": report["membership_id"], "collaboration": report["collaboration"],
+                "identity_resolution_rows": len(report["identity_resolution_report"]),
+                "json": MetadataValue.path(files["json"]), "tables_csv": MetadataValue.path(files["tables_csv"]),
+                "identity_csv": MetadataValue.path(files["identity_csv"]),
+                "sections": {k: s["status"] for k, s in report["sections"].items()},
+                "summary": MetadataValue.md(summary_markdown(report)),
+            },
+            check_results=[AssetCheckResult(check_name="all_sections_queried", passed=not failed,
+                                            severity=AssetCheckSeverity.WARN, metadata={"failed": failed or "none"})],
+        )
+
+    return cleanrooms_report
 
 
-report_job = define_asset_job("cleanrooms_report_job", selection=AssetSelection.assets(cleanrooms_report),
+report_job = define_asset_job("cleanrooms_report_job", selection=AssetSelection.assets("cleanrooms_report"),
                               partitions_def=snapshot_partitions)
 
 
@@ -105,5 +111,3 @@ def monthly_cleanrooms_report(context: ScheduleEvaluationContext):
     latest = max(keys)
     return RunRequest(partition_key=latest, run_key=f"monthly-{context.scheduled_execution_time:%Y-%m}-{latest}")
 
-
-assets = [cleanrooms_report]

@@ -1,4 +1,4 @@
-"""The Spark stage shared by both pipelines: one asset per run-book split job.
+"""The Spark stage shared by both pipelines: one asset per table, one step per run-book split job.
 
 Run config mirrors the run book's arguments (see the README's parameter table); paths are
 relative to the lake's data root unless absolute. ``--SNAPSHOT_DT`` is the partition key.
@@ -6,38 +6,38 @@ relative to the lake's data root unless absolute. ``--SNAPSHOT_DT`` is the parti
 
 from typing import Literal, Optional
 
-from dagster import AssetCheckSpec, AssetExecutionContext, Backoff, Config, Failure, RetryPolicy, asset
+from dagster import (
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetsDefinition,
+    AssetSpec,
+    Backoff,
+    Config,
+    Failure,
+    RetryPolicy,
+    multi_asset,
+)
 from pydantic import Field, create_model
 
 from flywheel_assets import settings
 from flywheel_assets.partitions import snapshot_partitions
 from flywheel_assets.resources import Lake, SparkJobRunner
-from flywheel_assets.spark_jobs import publish, storage
+from flywheel_assets.core import publish, storage
+from flywheel_assets.core.errors import FlywheelInputError
+from flywheel_assets.core.jobs import CURRENT_SNAPSHOT, OPTIONAL, SplitJob
+from flywheel_assets.pipelines.keys import raw_key, split_key
 from flywheel_assets.spark_jobs.checks import BLOCKING, WARNING
-from flywheel_assets.spark_jobs.errors import FlywheelInputError
-from flywheel_assets.spark_jobs.split import BUCKET, DEFAULT_WRITE_PARALLELISM, EXACT, FAIL, JOBS
+from flywheel_assets.spark_jobs.split import DEFAULT_WRITE_PARALLELISM, FAIL
 
 
 CHECK_DESCRIPTIONS = {
-    "row_count": "every split table has exactly the source snapshot's row count",
-    "columns": "every table has its mapped columns, lowercased, key first",
-    "key_not_null": "customer_user_id is never null or blank",
-    "file_sizing": "each table has the file count dynamic sizing planned",
-    "tables_skipped": "no table was skipped for mapped columns missing from the source (missing_columns: skip_table)",
+    "row_count": "the table has exactly the source snapshot's row count",
+    "columns": "the table has its mapped columns, lowercased, key first",
+    "key_not_null": "customer_user_id is never null or blank (beyond max_bad_keys)",
+    "file_sizing": "the table has the file count dynamic sizing planned",
+    "not_skipped": "the table was written (not skipped for mapped columns missing from the source, "
+    "missing_columns: skip_table)",
 }
-
-# asset name -> its run-config defaults (the CLI discovers snapshots in the default sources)
-DEFAULTS: dict[str, dict] = {}
-SPLIT_JOBS: dict[str, str] = {}  # asset name -> run-book job
-
-
-def raw_sources(lake: Lake, assets=None) -> dict[str, str]:
-    """The raw source folders behind the split assets in ``assets`` (all of them if none is a split
-    asset), each with how a partition date finds its snapshot there (snapshots.EXACT or
-    AT_OR_BEFORE). The infobase source is always in: its snapshots are the partitions."""
-    names = (set(assets or ()) & set(DEFAULTS)) or set(DEFAULTS)
-    names |= {a for a, job in SPLIT_JOBS.items() if JOBS[job].snapshot_match == EXACT}
-    return {lake.resolve(DEFAULTS[a]["source_path"]): JOBS[SPLIT_JOBS[a]].snapshot_match for a in sorted(names)}
 
 
 class SplitConfig(Config):
@@ -63,10 +63,10 @@ class SplitConfig(Config):
         "check fails: a count (100) or a fraction of the rows (0.001 or 0.1%); within it the check warns",
     )
 
-    def arguments(self, lake: Lake, snapshot: str, job: str, default_csv: Optional[str]) -> dict[str, str]:
+    def arguments(self, lake: Lake, snapshot: str, job: SplitJob) -> dict[str, str]:
         args = {
             "SNAPSHOT_DT": snapshot,
-            "SNAPSHOT_MATCH": JOBS[job].snapshot_match,
+            "SNAPSHOT_MATCH": job.snapshot_match,
             "SOURCE_PATH": lake.resolve(self.source_path),
             "TARGET_PATH": lake.resolve(self.target_path),
             "TARGET_FILE_MB": str(self.target_file_mb),
@@ -78,7 +78,7 @@ class SplitConfig(Config):
             csv = lake.resolve(self.csv_file)
             # An optional mapping (addressable ids) that is absent at its default path means "all
             # columns", as in production; a file the user named must exist.
-            optional = JOBS[job].mapping == "optional" and self.csv_file == default_csv
+            optional = job.mapping == OPTIONAL and self.csv_file == job.csv_file
             if not (optional and storage.read_bytes(csv) is None):
                 args["CSV_FILE"] = csv
         return args
@@ -104,40 +104,49 @@ def spark_retry_policy() -> RetryPolicy | None:
     return RetryPolicy(max_retries=s.spark_retries, delay=s.spark_retry_delay_seconds, backoff=Backoff.LINEAR)
 
 
-def split_asset(*, name: str, job: str, group: str, description: str):
-    """An asset that runs run-book job ``job`` for its snapshot partition."""
-    defaults = settings.SPLIT_JOB_PATHS[job]
+def table_description(job: SplitJob, table: str) -> str:
+    where = job.table_folder(job.target_path, table, "<d>")
+    return f"Table {table} of {job.name}: {where} under the data root. {job.description}"
+
+
+def split_assets(job: SplitJob, tables: tuple[str, ...]) -> AssetsDefinition:
+    """The tables of run-book job ``job``, one asset each, written by one run of the job for a
+    snapshot partition. Selecting some of them writes only those (``--TABLES``)."""
+    defaults = job.defaults()
     config_cls = create_model(
-        f"{''.join(p.title() for p in name.split('_'))}Config",
+        f"{''.join(p.title() for p in job.step.split('_'))}Config",
         __base__=SplitConfig,
         **{
             k: (SplitConfig.model_fields[k].annotation, Field(default=v, description=SplitConfig.model_fields[k].description))
             for k, v in defaults.items()
         },
     )
-    DEFAULTS[name] = defaults
-    SPLIT_JOBS[name] = job
+    keys = {split_key(job, t): t for t in tables}
+    specs = [AssetSpec(key, deps=[raw_key(job)], group_name=job.pipeline, partitions_def=snapshot_partitions,
+                       kinds={"spark", "parquet"}, description=table_description(job, t),
+                       metadata={"run_book_job": job.glue_job_name(), "table": t, "layout": job.layout})
+             for key, t in keys.items()]
 
-    @asset(
-        name=name,
-        group_name=group,
-        partitions_def=snapshot_partitions,
-        kinds={"spark", "parquet"},
-        description=description,
-        metadata={"run_book_job": settings.glue_job_name(job)},
-        # The bucket layout holds one snapshot: two runs must not replace its folders at once.
-        pool=f"{name}_target" if JOBS[job].layout == BUCKET else None,
+    @multi_asset(
+        name=job.step,
+        specs=specs,
+        check_specs=[AssetCheckSpec(c, asset=key, blocking=c in BLOCKING, description=CHECK_DESCRIPTIONS[c])
+                     for key in keys for c in (*BLOCKING, *WARNING)],
+        can_subset=True,
+        # The current-snapshot layout holds one snapshot: two runs must not replace its folders at once.
+        pool=f"{job.step}_target" if job.layout == CURRENT_SNAPSHOT else None,
         retry_policy=spark_retry_policy(),
-        check_specs=[AssetCheckSpec(c, asset=name, blocking=c in BLOCKING, description=CHECK_DESCRIPTIONS[c])
-                     for c in (*BLOCKING, *WARNING)],
     )
     def _split(context: AssetExecutionContext, config: config_cls, lake: Lake, spark_jobs: SparkJobRunner):
         try:
-            if JOBS[job].layout == BUCKET and not config.allow_rollback:
+            if job.layout == CURRENT_SNAPSHOT and not config.allow_rollback:
                 refuse_rollback(lake.resolve(config.target_path), context.partition_key)
-            arguments = config.arguments(lake, context.partition_key, job, defaults.get("csv_file"))
+            arguments = config.arguments(lake, context.partition_key, job)
         except FlywheelInputError as exc:  # bad run config: the same every time, not retried
             raise Failure(str(exc), allow_retries=False) from exc
-        yield from spark_jobs.run(context, job, arguments)
+        selected = [t for key, t in keys.items() if key in context.selected_asset_keys]
+        if len(selected) < len(keys):
+            arguments["TABLES"] = ",".join(selected)
+        yield from spark_jobs.run(context, job.name, arguments)
 
     return _split

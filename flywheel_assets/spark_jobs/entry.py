@@ -7,10 +7,10 @@ import sys
 import time
 
 from flywheel_assets.spark_jobs.checks import split_checks
-from flywheel_assets.spark_jobs.errors import FlywheelInputError
-from flywheel_assets.spark_jobs.mapping import load_mapping
+from flywheel_assets.core.errors import FlywheelInputError
+from flywheel_assets.core.mapping import load_mapping
 from flywheel_assets.spark_jobs.runtime import open_pipes, parse_args, positive_int, spark_session
-from flywheel_assets.spark_jobs.snapshots import LATEST
+from flywheel_assets.core.snapshots import LATEST
 from flywheel_assets.spark_jobs.split import (
     AT_OR_BEFORE,
     DEFAULT_WRITE_PARALLELISM,
@@ -19,6 +19,7 @@ from flywheel_assets.spark_jobs.split import (
     JOBS,
     SKIP_TABLE,
     SplitResult,
+    TableResult,
     run_split,
 )
 
@@ -32,12 +33,17 @@ ARGUMENTS = {
     "SNAPSHOT_MATCH": None,  # exact | at_or_before (default: the job's, see split.JOBS)
     "MISSING_COLUMNS": FAIL,  # fail | skip_table
     "MAX_BAD_KEYS": "0",  # null/blank keys tolerated: a count or a fraction (0.001, 0.1%)
+    "TABLES": None,  # comma-separated tables to write (default: every table of the mapping)
     # The names the production Glue jobs were deployed with (their Terraform default arguments):
     "TARGET_BUCKET": None,  # = TARGET_PATH (a full s3:// path despite its name)
     "CSV_PATH": None,  # = CSV_FILE
     "BUCKET_COUNT": None,  # accepted and checked; the split jobs do not bucket
 }
 ALIASES = {"TARGET_BUCKET": "TARGET_PATH", "CSV_PATH": "CSV_FILE"}
+
+
+def table_list(value: str | None) -> list[str] | None:
+    return None if value is None else [t for t in value.split(",")]
 
 
 def job_arguments(argv: list[str]) -> dict:
@@ -57,31 +63,57 @@ def job_arguments(argv: list[str]) -> dict:
     return args
 
 
-def materialization_metadata(result: SplitResult, seconds: float) -> dict:
-    tables = result.tables
-    rows = "\n".join(
-        f"| {t.name} | {t.rows} | {t.files} | {t.planned_files} | {t.bytes} | {t.columns} |" for t in tables
-    )
-    summary = "| table | rows | files | planned files | bytes | columns |\n|---|---|---|---|---|---|\n" + rows
-    return {
-        "snapshot_dt": {"raw_value": result.snapshot, "type": "text"},
-        "source_snapshot_dt": {"raw_value": result.source_snapshot, "type": "text"},
-        "null_or_blank_keys": {"raw_value": result.bad_keys, "type": "int"},
-        "skipped_tables": {"raw_value": result.skipped_tables, "type": "json"},
-        "published": {"raw_value": result.published, "type": "bool"},
-        "job_seconds": {"raw_value": round(seconds, 3), "type": "float"},  # Spark work, from session to result
-        "source_rows": {"raw_value": result.source_rows, "type": "int"},
-        "source_bytes": {"raw_value": result.source_bytes, "type": "int"},
-        "tables_written": {"raw_value": len(tables), "type": "int"},
-        "rows": {"raw_value": sum(t.rows for t in tables), "type": "int"},
-        "files": {"raw_value": sum(t.files for t in tables), "type": "int"},
-        "bytes": {"raw_value": sum(t.bytes for t in tables), "type": "int"},
-        "unmapped_columns_count": {"raw_value": len(result.unmapped_columns), "type": "int"},
-        "unmapped_columns": {"raw_value": result.unmapped_columns, "type": "json"},
-        "target_path": {"raw_value": result.target, "type": "path"},
-        "tables": {"raw_value": [t.__dict__ for t in tables], "type": "json"},
-        "summary": {"raw_value": summary, "type": "md"},
+def _value(value) -> dict:
+    kind = ("bool" if isinstance(value, bool) else "int" if isinstance(value, int) else
+            "float" if isinstance(value, float) else "json" if isinstance(value, (dict, list)) else "text")
+    return {"raw_value": value, "type": kind}
+
+
+def table_metadata(result: SplitResult, table: TableResult | None, seconds: float) -> dict:
+    """One table's materialization: Dagster's standard keys (row count, schema, location) so the
+    Catalog shows them, plus the snapshot and the job's figures."""
+    meta = {
+        "snapshot_dt": _value(result.snapshot),
+        "source_snapshot_dt": _value(result.source_snapshot),
+        "published": _value(result.published and table is not None),
+        "source_rows": _value(result.source_rows),
+        "null_or_blank_keys": _value(result.bad_keys),
+        "unmapped_source_columns": _value(len(result.unmapped_columns)),
+        "job_seconds": _value(round(seconds, 3)),  # the whole job's Spark work, from session to result
     }
+    if table is None:
+        return meta
+    return {
+        "dagster/row_count": _value(table.rows),
+        "dagster/uri": _value(table.path),
+        "dagster/column_schema": {"raw_value": {"columns": [
+            {"name": c, "type": t} for c, t in zip(table.written_columns, table.column_types)]}, "type": "table_schema"},
+        **meta,
+        "files": _value(table.files),
+        "planned_files": _value(table.planned_files),
+        "bytes": _value(table.bytes),
+    }
+
+
+def report(pipes, result: SplitResult, seconds: float) -> None:
+    """One materialization and the checks per table, on the step's asset whose key ends with the
+    table's name (lowercase). Outside Dagster (the no-op context) nothing is sent."""
+    try:
+        keys = {k.rsplit("/", 1)[-1]: k for k in pipes.asset_keys}
+    except Exception:  # noqa: BLE001 - run by hand: dagster-pipes' stand-in has no keys
+        keys = {}
+    tables = {t.name: t for t in result.tables}
+    for name in [*tables, *result.skipped_tables]:
+        key = keys.get(name.lower())
+        if keys and key is None:
+            pipes.log.warning(f"{name} is not an asset of this step (the mapping changed since the definitions "
+                              "were loaded?); reload them to see it")
+            continue
+        pipes.report_asset_materialization(asset_key=key, metadata=table_metadata(result, tables.get(name), seconds))
+        for check in split_checks(result, name, tables.get(name)):
+            pipes.report_asset_check(asset_key=key, check_name=check.name, passed=check.passed,
+                                     severity=check.severity,
+                                     metadata={k: _value(v) for k, v in check.metadata.items()})
 
 
 def main(job_name: str, argv: list[str] | None = None) -> SplitResult:
@@ -101,18 +133,13 @@ def main(job_name: str, argv: list[str] | None = None) -> SplitResult:
                 mapping, target_bytes, log=pipes.log,
                 write_parallelism=positive_int(args["WRITE_PARALLELISM"], "WRITE_PARALLELISM"),
                 snapshot_match=args["SNAPSHOT_MATCH"], missing_columns_policy=args["MISSING_COLUMNS"],
-                max_bad_keys=args["MAX_BAD_KEYS"],
+                max_bad_keys=args["MAX_BAD_KEYS"], tables=table_list(args["TABLES"]),
             )
         except FlywheelInputError as exc:
             pipes.log.error(str(exc))
             print(f"flywheel: {exc}", file=sys.stderr)
             raise
-        pipes.report_asset_materialization(metadata=materialization_metadata(result, time.perf_counter() - started))
-        for check in split_checks(result):
-            pipes.report_asset_check(check_name=check.name, passed=check.passed, severity=check.severity,
-                                     metadata={k: {"raw_value": v, "type": "json" if isinstance(v, (dict, list)) else
-                                                   "int" if isinstance(v, int) else "text"}
-                                               for k, v in check.metadata.items()})
+        report(pipes, result, time.perf_counter() - started)
     print(json.dumps({"job": job_name, "snapshot_dt": result.snapshot, "tables": len(result.tables),
                       "rows": result.source_rows}))
     return result

@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from flywheel_assets.spark_jobs import storage
-from flywheel_assets.spark_jobs.errors import FlywheelInputError
+from flywheel_assets.core import storage
+from flywheel_assets.core.errors import FlywheelInputError
 
 
 def is_local_runtime() -> bool:

@@ -12,41 +12,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
-from flywheel_assets.spark_jobs import publish, sizing, storage
+from flywheel_assets.core import publish, sizing, storage
 from flywheel_assets.spark_jobs.checks import blocking_failures
-from flywheel_assets.spark_jobs.errors import FlywheelInputError
-from flywheel_assets.spark_jobs.mapping import COLUMN_NAME, KEY_COLUMN, Mapping, missing_columns, normalize
+from flywheel_assets.core.errors import FlywheelInputError
+from flywheel_assets.core.mapping import COLUMN_NAME, KEY_COLUMN, Mapping, missing_columns, normalize
 from flywheel_assets.spark_jobs.runtime import spark_path
-from flywheel_assets.spark_jobs.snapshots import AT_OR_BEFORE, EXACT, list_snapshots, resolve_snapshot, snapshot_path
+from flywheel_assets.core.jobs import CURRENT_SNAPSHOT, JOBS, REQUIRED, SNAPSHOT_FOLDERS, SplitJob  # noqa: F401 (JOBS re-exported)
+from flywheel_assets.core.snapshots import AT_OR_BEFORE, EXACT, list_snapshots, resolve_snapshot, snapshot_path  # noqa: F401
 
-BUCKET, PART = "bucket", "part"
 DEFAULT_WRITE_PARALLELISM = 8  # tables written at once
 FAIL, SKIP_TABLE = "fail", "skip_table"  # what a mapped column missing from the source does
-
-
-@dataclass(frozen=True)
-class SplitJob:
-    """How one run-book job lays out its output."""
-
-    name: str
-    layout: str  # BUCKET: <target>/<table>/ ; PART: <target>/<table>/snapshot_dt=<d>/
-    mapping: str  # "required" | "optional" (none given: all columns) | "none"
-    single_table: Optional[str] = None  # all (mapped) columns in one table with this name
-    # The infobase snapshot is the partition (EXACT); the addressable sources contribute their
-    # newest snapshot at or before it (AT_OR_BEFORE): sources do not land on the same day.
-    snapshot_match: str = EXACT
-
-
-JOBS = {
-    job.name: job
-    for job in (
-        SplitJob("infobase_split_and_bucket", BUCKET, "required"),
-        SplitJob("addressable_bucket", BUCKET, "none", single_table="addressable_ids", snapshot_match=AT_OR_BEFORE),
-        SplitJob("infobase_split_and_part", PART, "required"),
-        SplitJob("addressable_split_and_part", PART, "optional", single_table="addressable_ids",
-                 snapshot_match=AT_OR_BEFORE),
-    )
-}
 
 
 @dataclass
@@ -70,6 +45,7 @@ class TableResult:
     planned_files: int
     written_columns: list[str] = field(default_factory=list)
     expected_columns: list[str] = field(default_factory=list)
+    column_types: list[str] = field(default_factory=list)  # arrow types, as written_columns
 
 
 @dataclass
@@ -145,14 +121,28 @@ def source_column(name: str):
     return F.col("`" + name.replace("`", "``") + "`")
 
 
+def selected_tables(tables: dict[str, list[str]], selected: Optional[list[str]], where: str) -> dict[str, list[str]]:
+    """The tables ``--TABLES`` selects (any case; None: all of them)."""
+    if selected is None:
+        return tables
+    wanted = {t.strip().lower() for t in selected if t.strip()}
+    unknown = sorted(wanted - {t.lower() for t in tables})
+    if unknown or not wanted:
+        raise FlywheelInputError(
+            f"--TABLES names {', '.join(unknown) or 'no table'}, which {where} does not have (it has: "
+            f"{', '.join(tables)}); if the mapping changed, reload the Dagster definitions")
+    return {t: cols for t, cols in tables.items() if t.lower() in wanted}
+
+
 def table_columns(job: SplitJob, mapping: Optional[Mapping], names: dict[str, list[str]], folder: str,
-                  missing_policy: str) -> tuple[dict[str, list[str]], dict[str, str]]:
-    """table -> non-key output columns, and the tables skipped for missing columns."""
+                  missing_policy: str, selected: Optional[list[str]] = None) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """table -> non-key output columns, and the tables skipped for missing columns; only the
+    tables ``selected`` (None: all)."""
     if KEY_COLUMN not in names:
         raise FlywheelInputError(f"{folder}: key column {KEY_COLUMN!r} missing (any case; columns: "
                                  f"{', '.join(c for cols in list(names.values())[:10] for c in cols)}...)")
     if mapping is None:
-        return {job.single_table: [c for c in names if c != KEY_COLUMN]}, {}
+        return selected_tables({job.single_table: [c for c in names if c != KEY_COLUMN]}, selected, job.name), {}
     tables = dict(mapping.tables)
     if job.single_table:
         if len(tables) != 1:
@@ -161,7 +151,10 @@ def table_columns(job: SplitJob, mapping: Optional[Mapping], names: dict[str, li
                 f"the mapping names {len(tables)}: {', '.join(tables)}"
             )
         tables = {job.single_table: next(iter(tables.values()))}
+    tables = selected_tables(tables, selected, mapping.source)
     missing = missing_columns(mapping, set(names))
+    if not job.single_table:  # the columns of tables not selected are not needed
+        missing.by_table = {t: cols for t, cols in missing.by_table.items() if t in tables}
     if not missing.by_table:
         return tables, {}
     count = sum(len(c) for c in missing.by_table.values())
@@ -178,13 +171,6 @@ def table_columns(job: SplitJob, mapping: Optional[Mapping], names: dict[str, li
     return tables, skipped
 
 
-def output_folder(job: SplitJob, target: str, table: str, snapshot: str) -> str:
-    if job.layout == BUCKET:
-        return storage.join(target, table)
-    base = target if job.single_table else storage.join(target, table)
-    return storage.join(base, f"snapshot_dt={snapshot}")
-
-
 def plan(job, tables, sources: dict[str, str], column_sizes, target, snapshot, target_file_bytes) -> list[TablePlan]:
     plans = []
     for table, cols in tables.items():
@@ -195,7 +181,7 @@ def plan(job, tables, sources: dict[str, str], column_sizes, target, snapshot, t
                 name=table,
                 columns=columns,
                 sources=[sources[c] for c in columns],
-                path=output_folder(job, target, table, snapshot),
+                path=job.table_folder(target, table, snapshot),
                 estimated_bytes=estimate,
                 files=sizing.file_count(estimate, target_file_bytes),
             )
@@ -206,7 +192,7 @@ def plan(job, tables, sources: dict[str, str], column_sizes, target, snapshot, t
 def check_drift(job: SplitJob, plans: list[TablePlan], snapshot: str, source_types: dict) -> None:
     """Part layout: a column's type must not change between snapshots of one table (its catalog
     table has one type per column); compared with the newest other snapshot written."""
-    if job.layout != PART:
+    if job.layout != SNAPSHOT_FOLDERS:
         return
     for p in plans:
         table_root = p.path.rsplit("/", 1)[0]
@@ -258,7 +244,9 @@ def run_split(
     snapshot_match: Optional[str] = None,
     missing_columns_policy: str = FAIL,
     max_bad_keys: str = "0",
+    tables: Optional[list[str]] = None,
 ) -> SplitResult:
+    """``tables``: write only these (``--TABLES``, any case; None: every table of the mapping)."""
     from pyspark.sql import functions as F  # noqa: N812
 
     lock = threading.Lock()  # tables report from several threads
@@ -267,22 +255,35 @@ def run_split(
         if log:
             with lock:
                 log.info(msg)
-    if job.mapping == "required" and mapping is None:
+    if job.mapping == REQUIRED and mapping is None:
         raise FlywheelInputError(f"{job.name} needs a mapping file (--CSV_FILE)")
     snapshot, source_snapshot = resolve_snapshot(source, requested_snapshot, snapshot_match or job.snapshot_match)
     folder = snapshot_path(source, source_snapshot)
     files = source_files(folder)
     column_sizes = sizing.column_bytes([uri for uri, _ in files])  # also vets every footer
     names = by_output_name(list(column_sizes))
-    tables, skipped = table_columns(job, mapping, names, folder, missing_columns_policy)
+    selected = tables
+    tables, skipped = table_columns(job, mapping, names, folder, missing_columns_policy, selected)
+    # In the current-snapshot layout every table holds the same snapshot: a run of some tables only
+    # may rewrite them for the snapshot the target already holds, never move them to another one.
+    every = selected is None or len(tables) + len(skipped) == len(mapping.tables if mapping else [1])
+    if job.layout == CURRENT_SNAPSHOT and not every:
+        held = publish.published_snapshot(target)
+        if held != snapshot:
+            raise FlywheelInputError(
+                f"{target} holds snapshot_dt={held}: writing only {', '.join([*tables, *skipped])} for "
+                f"snapshot_dt={snapshot} would mix snapshots in a layout that holds one; select every table "
+                f"of {job.name}, or rebuild tables of snapshot_dt={held}")
     used = [KEY_COLUMN, *dict.fromkeys(c for cols in tables.values() for c in cols)]
-    if job.layout == PART and "snapshot_dt" in used:
+    if job.layout == SNAPSHOT_FOLDERS and "snapshot_dt" in used:
         raise FlywheelInputError(f"{folder}: a data column named snapshot_dt clashes with the partition column")
     sources = resolve_columns(names, used, folder)
-    unmapped = [c for c in column_sizes if normalize(c) not in sources]
+    mapped = set(sources) | (mapping.columns() if mapping else set())
+    unmapped = [c for c in column_sizes if normalize(c) not in mapped]
     plans = plan(job, tables, sources, column_sizes, target, snapshot, target_file_bytes)
     schema = sizing.footer(files[0][0]).schema.to_arrow_schema()
-    check_drift(job, plans, snapshot, {f.name: f.type for f in schema})
+    source_types = {f.name: f.type for f in schema}
+    check_drift(job, plans, snapshot, source_types)
     df = snapshot_dataframe(spark, folder)
     say(f"{job.name}: snapshot_dt={snapshot} from source snapshot {source_snapshot}, {len(files)} source files, "
         f"{len(plans)} tables, {len(unmapped)} unmapped columns"
@@ -300,10 +301,10 @@ def run_split(
                          source_snapshot, bad_keys, allowed_bad_keys(max_bad_keys, source_rows), skipped)
     # Every table is written aside and moved into place only when all are written and the blocking
     # checks pass: a failed or killed run leaves what was published as it was (see publish.py).
-    publish.recover(target, None if job.layout == BUCKET else snapshot, say)
+    publish.recover(target, None if job.layout == CURRENT_SNAPSHOT else snapshot, say)
     run = publish.new_run(target, snapshot)
-    record = publish.Publication(snapshot, source_snapshot, skipped, {} if job.layout == BUCKET else {
-        relative(target, output_folder(job, target, t, snapshot).rsplit("/", 1)[0]): why for t, why in skipped.items()})
+    record = publish.Publication(snapshot, source_snapshot, skipped, {} if job.layout == CURRENT_SNAPSHOT else {
+        relative(target, job.table_folder(target, t, snapshot).rsplit("/", 1)[0]): why for t, why in skipped.items()})
 
     def write(p: TablePlan) -> TableResult:
         # Each table reads only its own columns from the source (no cache: the tables split the
@@ -317,7 +318,7 @@ def run_split(
         stats = sizing.folder_stats(written)
         say(f"{p.name}: {stats.rows} rows, {stats.files} files, {stats.bytes} bytes")
         return TableResult(p.name, p.path, stats.rows, stats.files, stats.bytes, len(p.columns), p.files,
-                           stats.columns, p.columns)
+                           stats.columns, p.columns, [str(source_types[c]) for c in p.sources])
 
     try:
         # Tables are written concurrently: a one-file table is one task, so one at a time would
@@ -330,7 +331,7 @@ def run_split(
             publish.discard(run)
         else:
             publish.commit(target, run, [relative(target, p.path) for p in plans], record,
-                           whole_target=job.layout == BUCKET)
+                           whole_target=job.layout == CURRENT_SNAPSHOT and every)
             result.published = True
     except BaseException:
         publish.discard(run)

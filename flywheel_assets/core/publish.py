@@ -24,7 +24,7 @@ import json
 import uuid
 from dataclasses import asdict, dataclass, field
 
-from flywheel_assets.spark_jobs import storage
+from flywheel_assets.core import storage
 
 STAGING = "_staging"
 MANIFEST = "_COMMITTED.json"

@@ -17,8 +17,8 @@ import io
 import re
 from dataclasses import dataclass, field
 
-from flywheel_assets.spark_jobs import storage
-from flywheel_assets.spark_jobs.errors import FlywheelInputError
+from flywheel_assets.core import storage
+from flywheel_assets.core.errors import FlywheelInputError
 
 KEY_COLUMN = "customer_user_id"
 # Table names become folders and catalog tables: Spark and Hive skip folders starting with _ .

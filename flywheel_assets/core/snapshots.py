@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from flywheel_assets.spark_jobs import storage
-from flywheel_assets.spark_jobs.errors import FlywheelInputError
+from flywheel_assets.core import storage
+from flywheel_assets.core.errors import FlywheelInputError
 
 LATEST = "_NONE_"  # the run book's "auto-discover the latest snapshot"
 EXACT, AT_OR_BEFORE = "exact", "at_or_before"  # how a partition date finds its snapshot in a source

@@ -10,8 +10,8 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 
-from flywheel_assets.spark_jobs import storage
-from flywheel_assets.spark_jobs.errors import FlywheelInputError
+from flywheel_assets.core import storage
+from flywheel_assets.core.errors import FlywheelInputError
 
 
 @dataclass(frozen=True)
