@@ -14,7 +14,7 @@ from flywheel_assets.pipelines.keys import RAW_GROUP
 from flywheel_assets.pipelines.reporting import monthly_cleanrooms_report, report_job
 from flywheel_assets.resources import resources_for
 from flywheel_assets.settings import Settings, get_settings
-from flywheel_assets.tables import read_table_set
+from flywheel_assets.tables import TableSet, read_table_set
 
 SNAPSHOT_JOB = "flywheel_snapshot"
 
@@ -26,8 +26,8 @@ snapshot_job = define_asset_job(
 )
 
 
-def build_definitions(settings: Settings) -> Definitions:
-    assets = build_assets(read_table_set(settings.data_root, settings.home))
+def build_definitions(settings: Settings, tables: TableSet | None = None) -> Definitions:
+    assets = build_assets(tables or read_table_set(settings.data_root, settings.home))
     return Definitions(
         assets=assets,
         jobs=[snapshot_job, report_job],

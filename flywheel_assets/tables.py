@@ -37,10 +37,11 @@ def mapping_tables(job: SplitJob, data_root: str) -> tuple[str, ...]:
     return tuple(load_mapping(storage.join(data_root, job.csv_file)).tables)
 
 
-def read_table_set(data_root: str, home: Path) -> TableSet:
-    """Each job's tables from its mapping; from the cache where the mapping cannot be read now."""
-    cache_path = home / CACHE_FILE
-    cached = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
+def read_table_set(data_root: str, home: Path | None) -> TableSet:
+    """Each job's tables from its mapping; from the cache under ``home`` (None: no cache) where
+    the mapping cannot be read now."""
+    cache_path = home / CACHE_FILE if home else None
+    cached = json.loads(cache_path.read_text()) if cache_path and cache_path.is_file() else {}
     by_job, origin = {}, {}
     for job in JOBS.values():
         try:
@@ -53,7 +54,7 @@ def read_table_set(data_root: str, home: Path) -> TableSet:
                         f"using the {len(by_job[job.name])} cached in {cache_path}" if job.name in cached
                         else "it has no table assets until the mapping is readable and the definitions reload")
     fresh = {job: list(t) for job, t in by_job.items() if not origin[job].startswith(("cache", "none"))}
-    if fresh and {**cached, **fresh} != cached:
+    if cache_path and fresh and {**cached, **fresh} != cached:
         try:
             home.mkdir(parents=True, exist_ok=True)
             cache_path.write_text(json.dumps({**cached, **fresh}, indent=1, sort_keys=True))

@@ -37,6 +37,33 @@ SMALL = DemoSpec(rows=300, tables=(("IBE_01", 8), ("IBE_01_A", 6), ("IBE_04_B", 
                  snapshots=2, files_per_snapshot=2, seed=11)
 
 
+def tables_of(lake_root) -> "TableSet":
+    """The table catalogue of a test lake, read from its mapping files as the definitions do."""
+    from flywheel_assets.tables import read_table_set
+
+    return read_table_set(str(lake_root), None)
+
+
+def assets_of(lake_root) -> list:
+    """The asset definitions (one asset per table) a lake's mapping files give."""
+    from flywheel_assets.pipelines import build_assets
+
+    return build_assets(tables_of(lake_root))
+
+
+def step(assets: list, name: str):
+    """The multi-asset of one step (``infobase_split``, ``ext_tables``...) among ``assets``."""
+    from dagster import AssetsDefinition
+
+    return next(a for a in assets if isinstance(a, AssetsDefinition) and a.node_def.name == name)
+
+
+def materialized(result) -> dict:
+    """asset key (user string) -> the metadata of its materialization, from an execution result."""
+    return {e.asset_key.to_user_string(): e.step_materialization_data.materialization.metadata
+            for e in result.get_asset_materialization_events()}
+
+
 @pytest.fixture(scope="session")
 def spark_url(tmp_path_factory):
     """One local Spark server (Spark Connect + Hive metastore) for the whole test process: the

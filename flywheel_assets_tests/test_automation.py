@@ -19,14 +19,18 @@ import pytest
 from dagster import DagsterInstance, build_sensor_context, materialize
 
 from flywheel_assets import settings
-from flywheel_assets.automation import ready_snapshots, raw_sources
-from flywheel_assets.definitions import defs
-from flywheel_assets.pipelines.bucketed import infobase_split
+from flywheel_assets.automation import ready_snapshots
+from flywheel_assets.definitions import build_definitions
+from flywheel_assets.demo_data import write_demo_lake
 from flywheel_assets.resources import Lake, SparkJobRunner
+from flywheel_assets.tables import TableSet
+from flywheel_assets_tests.conftest import SMALL, step
 
 SOURCES = (settings.INFOBASE_RAW, settings.ADDRESSABLE_COMPACTION, settings.ADDRESSABLE_RAW)
-SENSOR = defs.resolve_sensor_def("raw_snapshot_sensor")
-BUCKETED = {"infobase_split", "addressable_bucket", "ext_tables", "bucketed_tables"}
+TABLES = TableSet({"infobase_split_and_bucket": ("IBE_01", "IBE_04_B"), "addressable_bucket": ("addressable_ids",),
+                   "infobase_split_and_part": ("IBE_01",), "addressable_split_and_part": ("addressable_ids",)})
+DEFS = build_definitions(settings.get_settings(), TABLES)
+SENSOR = DEFS.resolve_sensor_def("raw_snapshot_sensor")
 
 
 def parquet_bytes() -> bytes:
@@ -86,7 +90,8 @@ def any_lake(request, tmp_path):
 
 def evaluate(lake, cursor=None, instance=None):
     instance = instance or DagsterInstance.ephemeral()
-    context = build_sensor_context(cursor=cursor, instance=instance, resources={"lake": Lake(data_root=lake.data_root)})
+    context = build_sensor_context(cursor=cursor, instance=instance, resources={"lake": Lake(data_root=lake.data_root)},
+                                   repository_def=DEFS.get_repository_def())
     return SENSOR(context), instance
 
 
@@ -115,7 +120,7 @@ def test_new_complete_snapshots_become_partitions_and_runs_once(any_lake):
 def test_incomplete_snapshot_waits_for_marker_or_quiet_period(tmp_path):
     lake = LocalLake(tmp_path / "lake")
     snapshot(lake, "2024-05-01", success=False)
-    sources = raw_sources(Lake(data_root=lake.data_root))
+    sources = Lake(data_root=lake.data_root)
     now = time.time()
     assert ready_snapshots(sources, set(), quiet_seconds=900, now=now) == []
     assert ready_snapshots(sources, set(), quiet_seconds=900, now=now + 901) == ["2024-05-01"]
@@ -141,7 +146,7 @@ def test_late_older_snapshot_runs_only_the_partitioned_pipeline(tmp_path):
     request = late.run_requests[0]
     assert request.partition_key == "2024-01-15"
     selected = {k.to_user_string() for k in request.asset_selection}
-    assert selected == {"infobase_split_part", "addressable_split_part", "part_tables", "prepared_part_tables",
+    assert selected == {"split_part/ibe_01", "split_part/addressable_ids", "part_ibe_01", "part_addressable_ids",
                         "cleanrooms_report"}
     assert json.loads(late.cursor) == ["2024-01-15", "2024-03-15"]
 
@@ -173,6 +178,7 @@ def test_bucketed_pipeline_refuses_rollback_unless_allowed(tmp_path):
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("snapshot_dt", ["2024-01-15"])
     resources = {"lake": Lake(data_root=str(tmp_path)), "spark_jobs": NeverRuns()}
+    infobase_split = step(DEFS.assets, "infobase_split")
     result = materialize([infobase_split], partition_key="2024-01-15", instance=instance, resources=resources,
                          raise_on_error=False)
     message = result.get_step_failure_events()[0].step_failure_data.error.message
@@ -195,6 +201,7 @@ def test_ui_graphql_shows_both_pipelines_and_the_running_sensor(tmp_path):
     home = tmp_path / "dagster"
     home.mkdir()
     env = {**os.environ, "DAGSTER_HOME": str(home), "FLYWHEEL_HOME": str(tmp_path)}
+    write_demo_lake(tmp_path / "lake", SMALL)  # the tables come from its mapping files
     webserver = Path(sys.executable).with_name("dagster-webserver")
     proc = subprocess.Popen([str(webserver), "-m", "flywheel_assets.definitions", "-h", "127.0.0.1", "-p", str(port)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -222,11 +229,17 @@ def test_ui_graphql_shows_both_pipelines_and_the_running_sensor(tmp_path):
         proc.wait(timeout=30)
     entries = data["workspaceOrError"]["locationEntries"]
     assert [e["locationOrLoadError"]["__typename"] for e in entries] == ["RepositoryLocation"]
-    groups = {n["assetKey"]["path"][0]: n["groupName"] for n in data["assetNodes"]}
-    assert {k for k, g in groups.items() if g == "bucketed_pipeline"} == BUCKETED
-    assert len([g for g in groups.values() if g == "partitioned_pipeline"]) == 4
+    groups = {"/".join(n["assetKey"]["path"]): n["groupName"] for n in data["assetNodes"]}
+    tables = ["ibe_01", "ibe_01_a", "ibe_04_b", "miacs_02_a", "addressable_ids"]  # SMALL's mapping + addressable
+    assert {k for k, g in groups.items() if g == "bucketed_pipeline"} == {
+        f"{stage}{t}" for t in tables for stage in ("split_cluster/", "ext_", "bucketed_")}
+    assert {k for k, g in groups.items() if g == "partitioned_pipeline"} == {
+        f"{stage}{t}" for t in tables for stage in ("split_part/", "part_")}
     assert groups["cleanrooms_report"] == "reporting"
-    assert {n["partitionDefinition"]["name"] for n in data["assetNodes"]} == {"snapshot_dt"}
+    assert {k for k, g in groups.items() if g == "raw_sources"} == {
+        "raw/infobase_attributes", "raw/addressable_ids_compaction", "raw/addressable_ids"}
+    partitioned = {n["partitionDefinition"]["name"] for n in data["assetNodes"] if n["groupName"] != "raw_sources"}
+    assert partitioned == {"snapshot_dt"}
     repo = data["repositoriesOrError"]["nodes"][0]
     assert {s["name"]: s["sensorState"]["status"] for s in repo["sensors"]} == {
         "raw_snapshot_sensor": "RUNNING", "alert_on_failure": "RUNNING", "alert_on_success": "RUNNING"}

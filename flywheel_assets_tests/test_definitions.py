@@ -1,60 +1,87 @@
 """The code location loads, and the graph reads like the run book."""
 
+from pathlib import Path
+
+import pytest
 from dagster import AssetKey, Definitions, DynamicPartitionsDefinition
 
-from flywheel_assets.definitions import SNAPSHOT_JOB, defs
-from flywheel_assets.pipelines.split import DEFAULTS
+from flywheel_assets.core.jobs import JOBS
+from flywheel_assets.definitions import SNAPSHOT_JOB, build_definitions, defs
+from flywheel_assets.demo_data import PRODUCTION_TABLES, DemoSpec, write_demo_lake
+from flywheel_assets.pipelines import build_assets
 from flywheel_assets.catalog.aws import GlueAthenaCatalog
 from flywheel_assets.catalog.local import LocalCatalog
 from flywheel_assets.resources import LocalSparkRunner, resources_for
 from flywheel_assets.settings import get_settings
 
 
-def test_definitions_load_and_the_graph_reads_like_the_run_book():
+@pytest.fixture(scope="module")
+def production_defs(tmp_path_factory):
+    """The definitions of the production-shaped sample (27 infobase tables + addressable ids)."""
+    home = tmp_path_factory.mktemp("home")
+    write_demo_lake(home / "lake", DemoSpec(rows=20, snapshots=1))
+    settings = get_settings({"FLYWHEEL_HOME": str(home)})
+    return build_definitions(settings), settings
+
+
+def test_every_table_is_an_asset_with_lineage_from_raw_source_to_bucketed_and_report(production_defs):
+    defs, _ = production_defs
     Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
     groups = {k.to_user_string(): graph.get(k).group_name for k in graph.get_all_asset_keys()}
-    assert groups == {
-        "infobase_split": "bucketed_pipeline",
-        "addressable_bucket": "bucketed_pipeline",
-        "ext_tables": "bucketed_pipeline",
-        "bucketed_tables": "bucketed_pipeline",
-        "infobase_split_part": "partitioned_pipeline",
-        "addressable_split_part": "partitioned_pipeline",
-        "part_tables": "partitioned_pipeline",
-        "prepared_part_tables": "partitioned_pipeline",
-        "cleanrooms_report": "reporting",
-    }
+    tables = [t.lower() for t, _ in PRODUCTION_TABLES] + ["addressable_ids"]
+    assert len(tables) == 28
+    assert {k for k, g in groups.items() if g == "bucketed_pipeline"} == {
+        f"{stage}{t}" for t in tables for stage in ("split_cluster/", "ext_", "bucketed_")}
+    assert {k for k, g in groups.items() if g == "partitioned_pipeline"} == {
+        f"{stage}{t}" for t in tables for stage in ("split_part/", "part_")}
+    assert groups["cleanrooms_report"] == "reporting"
     parents = {k.to_user_string(): sorted(p.to_user_string() for p in graph.get(k).parent_keys)
                for k in graph.get_all_asset_keys()}
-    assert parents["ext_tables"] == ["addressable_bucket", "infobase_split"]
-    assert parents["bucketed_tables"] == ["ext_tables"]
-    assert parents["part_tables"] == ["addressable_split_part", "infobase_split_part"]
-    assert parents["prepared_part_tables"] == ["part_tables"]
-    assert parents["cleanrooms_report"] == ["prepared_part_tables"]
+    assert parents["split_cluster/ibe_08"] == ["raw/infobase_attributes"]
+    assert parents["ext_ibe_08"] == ["split_cluster/ibe_08"]
+    assert parents["bucketed_ibe_08"] == ["ext_ibe_08"]
+    assert parents["split_cluster/addressable_ids"] == ["raw/addressable_ids_compaction"]
+    assert parents["split_part/addressable_ids"] == ["raw/addressable_ids"]
+    assert parents["part_ibe_08"] == ["split_part/ibe_08"]
+    assert parents["cleanrooms_report"] == sorted(f"part_{t}" for t in tables)
     assert defs.resolve_schedule_def("monthly_cleanrooms_report").default_status.value == "STOPPED"
-    for key in graph.get_all_asset_keys():
+    for key in graph.materializable_asset_keys:
         partitions = graph.get(key).partitions_def
         assert isinstance(partitions, DynamicPartitionsDefinition) and partitions.name == "snapshot_dt"
+    # one step per run-book job and catalog step, each can materialize any subset of its tables
+    steps = {defs.resolve_assets_def(k).node_def.name for k in graph.materializable_asset_keys}
+    assert steps == {"infobase_split", "addressable_bucket", "infobase_split_part", "addressable_split_part",
+                     "ext_tables", "bucketed_tables", "part_tables", "cleanrooms_report"}
+    assert defs.resolve_assets_def(AssetKey("bucketed_ibe_08")).can_subset
+    checks = {c.name for c in defs.resolve_assets_def(AssetKey(["split_cluster", "ibe_08"])).check_specs
+              if c.asset_key == AssetKey(["split_cluster", "ibe_08"])}
+    assert checks == {"row_count", "columns", "key_not_null", "file_sizing", "not_skipped"}
 
 
-def test_run_config_defaults_are_the_run_book_paths():
-    job = defs.resolve_job_def(SNAPSHOT_JOB)
-    schema = job.run_config_schema.config_type.fields["ops"].config_type.fields
-    infobase = schema["infobase_split"].config_type.fields["config"].config_type.fields
-    assert infobase["source_path"].default_value == "opus/infobase_attributes/raw_input/"
-    assert infobase["target_path"].default_value == "omc_cleanroom_data/split_cluster/infobase_attributes/"
-    assert infobase["csv_file"].default_value == "omc_cleanroom_data/omc_flywheel_infobase_table_split_lowercase.csv"
-    assert DEFAULTS["addressable_bucket"] == {
-        "source_path": "omc_cleanroom_data/addressable/addressable_ids_compaction_cr/",
-        "target_path": "omc_cleanroom_data/split_cluster/addressable_ids/",
-    }
+def test_the_table_catalogue_is_cached_and_a_changed_mapping_shows_on_reload(production_defs, tmp_path):
+    from flywheel_assets.tables import read_table_set
+
+    _, settings = production_defs
+    mapping = Path(settings.data_root) / JOBS["infobase_split_and_bucket"].csv_file
+    lake = tmp_path / "lake"
+    (lake / mapping.relative_to(settings.data_root)).parent.mkdir(parents=True)
+    text = mapping.read_bytes()
+    (lake / mapping.relative_to(settings.data_root)).write_bytes(text + b"IBE_99,ibe9999,new,IBE9999,9999\r\n")
+    fresh = read_table_set(str(lake), tmp_path)
+    assert "IBE_99" in fresh.by_job["infobase_split_and_bucket"]  # a new mapping row: a new table on reload
+    # the lake unreachable: the last tables read are used, and said to come from the cache
+    gone = read_table_set("s3://no-such-bucket-flywheel-test", tmp_path)
+    assert gone.by_job["infobase_split_and_bucket"] == fresh.by_job["infobase_split_and_bucket"]
+    assert gone.origin["infobase_split_and_bucket"].startswith("cache")
+    assert build_assets(gone)  # the definitions still load
 
 
 def test_local_environment_runs_spark_jobs_in_a_subprocess_and_the_catalog_on_spark_sql():
     assert isinstance(defs.resources["spark_jobs"], LocalSparkRunner)
     assert isinstance(defs.resources["catalog"], LocalCatalog)
-    assert defs.resolve_assets_def(AssetKey("infobase_split")).required_resource_keys >= {"spark_jobs", "lake"}
+    assert defs.resolve_assets_def(AssetKey(["split_cluster", "addressable_ids"])).required_resource_keys >= {
+        "spark_jobs", "lake"}
 
 
 def test_aws_environment_uses_glue_and_athena():
@@ -66,7 +93,7 @@ def test_aws_environment_uses_glue_and_athena():
     assert resources["lake"].data_root == "s3://omc-flywheel-data-us-east-1-prod"
 
 
-def test_bucket_layout_writers_never_overlap_across_runs(tmp_path):
+def test_current_snapshot_layout_writers_never_overlap_across_runs(tmp_path, production_defs):
     from dagster import DagsterInstance
 
     from flywheel_assets.cli import INSTANCE_YAML
@@ -75,7 +102,10 @@ def test_bucket_layout_writers_never_overlap_across_runs(tmp_path):
     config = DagsterInstance.from_config(str(tmp_path)).get_concurrency_config()
     assert config.pool_config.default_pool_limit == 1
     assert config.run_queue_config.max_concurrent_runs == 4
-    pools = {name: defs.resolve_assets_def(name).op.pool for name in DEFAULTS}
+    defs = production_defs[0]
+    table = {"infobase_split_and_bucket": "ibe_01", "infobase_split_and_part": "ibe_01"}
+    pools = {job.step: defs.resolve_assets_def(AssetKey([job.key_prefix, table.get(job.name, "addressable_ids")])).op.pool
+             for job in JOBS.values()}
     assert pools == {"infobase_split": "infobase_split_target", "addressable_bucket": "addressable_bucket_target",
                      "infobase_split_part": None, "addressable_split_part": None}
 
@@ -83,22 +113,22 @@ def test_bucket_layout_writers_never_overlap_across_runs(tmp_path):
 def test_addressable_mapping_is_optional_only_at_its_default_path(tmp_path):
     """Absent at the run book's default path: all columns (production has none). Named by the
     user: passed on, so the job says it is missing."""
-    from flywheel_assets import settings
     from flywheel_assets.pipelines.split import SplitConfig
     from flywheel_assets.resources import Lake
 
     lake = Lake(data_root=str(tmp_path))
-    paths = settings.SPLIT_JOB_PATHS["addressable_split_and_part"]
+    job = JOBS["addressable_split_and_part"]
+    paths = job.defaults()
     default = SplitConfig(**paths)
-    args = default.arguments(lake, "2024-02-15", "addressable_split_and_part", paths["csv_file"])
+    args = default.arguments(lake, "2024-02-15", job)
     assert "CSV_FILE" not in args and args["SNAPSHOT_MATCH"] == "at_or_before"
     (tmp_path / paths["csv_file"]).parent.mkdir(parents=True)
     (tmp_path / paths["csv_file"]).write_text("table_name,column_name\naddressable_ids,maid\n")
-    assert default.arguments(lake, "2024-02-15", "addressable_split_and_part", paths["csv_file"])["CSV_FILE"] == str(
+    assert default.arguments(lake, "2024-02-15", job)["CSV_FILE"] == str(
         tmp_path / paths["csv_file"])
     named = SplitConfig(**{**paths, "csv_file": "elsewhere/none.csv"})
-    assert named.arguments(lake, "2024-02-15", "addressable_split_and_part", paths["csv_file"])["CSV_FILE"] == str(
+    assert named.arguments(lake, "2024-02-15", job)["CSV_FILE"] == str(
         tmp_path / "elsewhere/none.csv")
-    infobase = settings.SPLIT_JOB_PATHS["infobase_split_and_part"]
-    args = SplitConfig(**infobase).arguments(lake, "2024-02-15", "infobase_split_and_part", infobase["csv_file"])
-    assert args["CSV_FILE"] == str(tmp_path / infobase["csv_file"]) and args["SNAPSHOT_MATCH"] == "exact"
+    infobase = JOBS["infobase_split_and_part"]
+    args = SplitConfig(**infobase.defaults()).arguments(lake, "2024-02-15", infobase)
+    assert args["CSV_FILE"] == str(tmp_path / infobase.csv_file) and args["SNAPSHOT_MATCH"] == "exact"

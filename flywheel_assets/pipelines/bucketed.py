@@ -13,7 +13,15 @@ from pydantic import Field
 from flywheel_assets import settings
 from flywheel_assets.catalog.base import Catalog
 from flywheel_assets.catalog.discover import parquet_columns, staged_snapshot, table_folders
-from flywheel_assets.catalog.names import TableSpec, column_name, identifier, positive, snapshot_comment, table_filter
+from flywheel_assets.catalog.names import (
+    TableSpec,
+    column_name,
+    identifier,
+    location,
+    positive,
+    snapshot_comment,
+    table_filter,
+)
 from flywheel_assets.core import publish, sizing, storage
 from flywheel_assets.core.jobs import BUCKETED_PIPELINE, CURRENT_SNAPSHOT, JOBS, SplitJob
 from flywheel_assets.partitions import snapshot_partitions
@@ -97,6 +105,17 @@ def ext_tables_asset(tables: TableSet) -> AssetsDefinition:
                    for t in skipped}
         context.log.info(f"ext tables in {database}: {actions}" + (f"; dropped (skipped by the split): {dropped}" if dropped else ""))
         registered = {i.name: i for i in catalog.list_tables(database, config.table_prefix.lower(), partitions=False)}
+        # A table the mapping no longer has is no asset, and the split retired its folder: its ext
+        # table would read nothing. It is dropped (its bucketed_ table keeps its last data).
+        known = {f"{config.table_prefix}{t}".lower() for t in entries.values()}
+        roots = [location(lake.resolve(r)) for r in config.s3_roots]
+        for name, info in list(registered.items()):
+            if (name not in known and any(info.location.startswith(r) for r in roots)
+                    and not storage.folder_exists(info.location)):
+                catalog.drop_table(database, name)
+                registered.pop(name)
+                context.log.warning(f"dropped {database}.{name}: its folder {info.location} was retired by the split "
+                                    "(the table is no longer in the mapping)")
         for key, t in selected.items():
             if t in skipped:
                 yield MaterializeResult(asset_key=key, metadata={
@@ -150,10 +169,16 @@ def bucketed_tables_asset(tables: TableSet) -> AssetsDefinition:
             raise Failure(f"TABLES_FILTER names {', '.join(unknown)}, which {'are' if len(unknown) > 1 else 'is'} not "
                           f"among the selected tables ({', '.join(sorted(selected)) or 'none'})")
         staged = {t.name[len(prefix):]: t for t in catalog.list_tables(staged_db, prefix, partitions=False)}
+        absent = [t for t in wanted if t not in staged]
+        if absent and len(absent) == len(wanted):
+            raise Failure(f"no {prefix} table for {', '.join(absent)} in {staged_db}: materialize ext_tables for "
+                          f"{snapshot} first")
+        if absent:  # the split skipped them (missing_columns: skip_table), so ext_tables dropped them
+            context.log.warning(f"not built, no {prefix} table (skipped by the split?): {', '.join(absent)}; "
+                                "their bucketed_ tables keep what they held")
+            wanted = [t for t in wanted if t in staged]
         for base in wanted:  # check all before building any
-            info = staged.get(base)
-            if info is None:
-                raise Failure(f"{staged_db}.{prefix}{base} does not exist: materialize ext_tables for {snapshot} first")
+            info = staged[base]
             if info.snapshot != snapshot:
                 raise Failure(f"{staged_db}.{info.name} is at snapshot_dt={info.snapshot}, not {snapshot}")
             if column not in [c.name for c in info.columns]:
