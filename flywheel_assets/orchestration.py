@@ -18,7 +18,7 @@ from dagster import (
 from flywheel_assets.definitions import defs, flywheel_snapshot_job
 from flywheel_assets.messages import step_error_message
 from flywheel_assets.partitions import snapshot_partitions
-from flywheel_assets.core.jobs import BUCKETED_PIPELINE, JOB_BY_STEP, JOBS
+from flywheel_assets.core.jobs import BUCKETED_PIPELINE, JOBS
 from flywheel_assets.resources import Lake
 from flywheel_assets.settings import Settings
 from flywheel_assets.core.errors import FlywheelInputError
@@ -57,10 +57,17 @@ def step_of(asset: str) -> str:
     return defs.resolve_assets_def(AssetKey.from_user_string(asset)).node_def.name
 
 
+def job_of(asset: str):
+    """The split job writing a split table's asset (``split_cluster/ibe_01``), else None."""
+    prefix, _, table = asset.partition("/")
+    jobs = [j for j in JOBS.values() if j.key_prefix == prefix]
+    return next((j for j in jobs if j.single_table == table), next((j for j in jobs if not j.single_table), None))
+
+
 def listed_sources(lake: Lake, assets: list[str] | None) -> dict[str, tuple[str, list[str]]]:
     """source -> (how a partition finds its snapshot there, the source's snapshots), for the raw
     sources behind the split tables in ``assets`` (all of them for a catalog-only selection)."""
-    jobs = [JOB_BY_STEP[s] for s in sorted({step_of(a) for a in assets or []}) if s in JOB_BY_STEP]
+    jobs = {job_of(a) for a in assets or []} - {None}
     return {src: (match, lake.snapshots(src)) for src, match in lake.raw_sources(jobs or None).items()}
 
 

@@ -19,21 +19,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from dagster import DagsterInstance, DagsterInvalidConfigError, materialize
+from dagster import AssetsDefinition, DagsterInstance, DagsterInvalidConfigError, materialize
 
 from flywheel_assets import settings
 from flywheel_assets.catalog.local import LocalCatalog
 from flywheel_assets.demo_data import addressable_dates, attribute_names, write_demo_lake
 from flywheel_assets.local_spark import LocalSpark
 from flywheel_assets.messages import step_error_message
-from flywheel_assets.pipelines import bucketed, partitioned
 from flywheel_assets.resources import Lake, LocalSparkRunner
-from flywheel_assets_tests.conftest import SMALL
+from flywheel_assets_tests.conftest import SMALL, assets_of, materialized, step
 from flywheel_assets_tests.test_split_jobs import LATEST as NEWEST
 from flywheel_assets_tests.test_split_jobs import OLDEST
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "bad_input.md"
-ASSETS = [*bucketed.assets, *partitioned.assets]
 NEW = "2030-01-01"
 EARLY = "2023-01-01"  # before every source's first snapshot
 BUCKETS = 8
@@ -43,10 +41,11 @@ PRODUCTION_HEADER = "\ufeffOMC_FLYWHEEL_TABLE,OMC_FLYWHEEL_COLUMN,FUNCTION_DESCR
 
 @dataclass
 class Case:
-    asset: str
+    asset: str  # the step
     message: str  # a regular expression the user-facing error must match
     setup: Callable[[Path, Path], dict]  # (lake, folder for this case's files) -> the asset's config
     partition: str = NEW
+    tables: tuple[str, ...] = ()  # the step's tables to select (default: all)
 
 
 def raw(lake: Path, snapshot: str = OLDEST) -> pa.Table:
@@ -160,7 +159,7 @@ CASES: dict[str, Case] = {
     "source-bad-column-name": Case("addressable_bucket", r"columns not usable: 'Spend \$' \(letters, digits and _ only\)",
                                    lambda lake, folder: {"source_path": source(
                                        folder, raw_addressable(lake).append_column("Spend $", pa.array([1.0] * SMALL.rows)))}),
-    "source-null-keys": Case("infobase_split", r"blocking asset check failed.*\n.*infobase_split: key_not_null",
+    "source-null-keys": Case("infobase_split", r"blocking asset check.* failed.*\n(.*\n)*.*split_cluster/ibe_01: key_not_null",
                              with_source(null_key)),
     "snapshot-bad-date": Case("infobase_split", r"snapshot_dt must be a date YYYY-MM-DD .*got '2030-02-30'",
                               lambda lake, folder: {"source_path": source(folder, raw(lake), "2030-02-30")},
@@ -181,8 +180,8 @@ CASES: dict[str, Case] = {
                                    r"addressable_ids/raw_input; available snapshots: " + addressable_dates(SMALL)[0],
                                    lambda lake, folder: {}, EARLY),
     # catalog steps
-    "tables-filter-unknown": Case("bucketed_tables", r"TABLES_FILTER names unknown tables ibe_99; staged tables: "
-                                  "addressable_ids, ibe_01", lambda lake, folder: {"tables_filter": "ibe_01,ibe_99"},
+    "tables-filter-unknown": Case("bucketed_tables", r"TABLES_FILTER names ibe_99, which is not among the selected "
+                                  r"tables \(addressable_ids, ibe_01", lambda lake, folder: {"tables_filter": "ibe_01,ibe_99"},
                                   OLDEST),
     "tables-filter-sql": Case("bucketed_tables", r"TABLES_FILTER entry \"ibe_01' or '1'='1\" is not a valid identifier",
                               lambda lake, folder: {"tables_filter": "ibe_01' OR '1'='1"}, OLDEST),
@@ -216,9 +215,15 @@ def published(tmp_path_factory, spark_url):
                  "spark_jobs": LocalSparkRunner(server=LocalSpark(home="unused", remote=spark_url))}
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("snapshot_dt", [OLDEST, NEW, EARLY, "2030-02-30"])
-    materialize(ASSETS, partition_key=OLDEST, instance=instance, resources=resources,
+    assets = [a for a in assets_of(lake) if isinstance(a, AssetsDefinition) and a.node_def.name != "cleanrooms_report"]
+    materialize(assets, partition_key=OLDEST, instance=instance, resources=resources,
                 run_config={"ops": {"bucketed_tables": {"config": {"bucket_count": BUCKETS}}}})
-    return lake, catalog, resources, instance, state(lake, catalog)
+    return lake, catalog, resources, instance, state(lake, catalog), assets
+
+
+def selection(assets: list, case: Case) -> list:
+    keys = step(assets, case.asset).keys
+    return [k for k in keys if k.path[-1] in case.tables] if case.tables else list(keys)
 
 
 def state(lake: Path, catalog: LocalCatalog) -> dict:
@@ -232,14 +237,14 @@ def state(lake: Path, catalog: LocalCatalog) -> dict:
 
 def attempt(published, name: str, case: Case) -> str:
     """Materialize the case's asset with its bad input; the text the user is shown."""
-    lake, catalog, resources, instance, _ = published
+    lake, catalog, resources, instance, _, assets = published
     folder = lake / "bad" / name
     config = case.setup(lake, folder)
     if case.asset == "bucketed_tables":
         config = {"bucket_count": BUCKETS, **config}
     try:
-        result = materialize(ASSETS, selection=[case.asset], partition_key=case.partition, instance=instance,
-                             resources=resources, raise_on_error=False,
+        result = materialize(assets, selection=selection(assets, case), partition_key=case.partition,
+                             instance=instance, resources=resources, raise_on_error=False,
                              run_config={"ops": {case.asset: {"config": config}}})
     except DagsterInvalidConfigError as exc:
         return str(exc)
@@ -249,7 +254,7 @@ def attempt(published, name: str, case: Case) -> str:
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_bad_input_is_refused_clearly_and_nothing_published_changes(published, name):
-    lake, catalog, _, _, before = published
+    lake, catalog, _, _, before, _ = published
     message = attempt(published, name, CASES[name])
     assert re.search(CASES[name].message, message), f"{name}: {message}"
     after = state(lake, catalog)
@@ -261,9 +266,9 @@ def test_bad_input_is_refused_clearly_and_nothing_published_changes(published, n
 # Accepted on request: the run publishes and a warning check alerts (docs/bad_input.md, second table).
 ACCEPTED: dict[str, Case] = {
     "missing-columns-skip-table": Case(
-        "infobase_split_part", "tables_skipped",
+        "infobase_split_part", "not_skipped",
         lambda lake, folder: {**with_mapping(HEADER + f"IBE_01,{A_STR}\nIBE_01_A,{A_INT}\nIBE_01_A,gone\n")(lake, folder),
-                              "missing_columns": "skip_table"}, OLDEST),
+                              "missing_columns": "skip_table"}, OLDEST, ("ibe_01", "ibe_01_a")),
     "null-keys-tolerated": Case("infobase_split_part", "key_not_null",
                                 lambda lake, folder: {**with_source(null_key)(lake, folder), "max_bad_keys": "0.5%"}),
 }
@@ -276,24 +281,29 @@ def test_accepted_inputs_publish_and_warn(lake, spark_url, name):
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("snapshot_dt", [case.partition])
     config = case.setup(lake, lake / "bad" / name)
-    result = materialize(ASSETS, selection=[case.asset], partition_key=case.partition, instance=instance,
+    assets = [a for a in assets_of(lake) if isinstance(a, AssetsDefinition) and a.node_def.name != "cleanrooms_report"]
+    result = materialize(assets, selection=selection(assets, case), partition_key=case.partition, instance=instance,
                          resources={"lake": Lake(data_root=str(lake)), "spark_jobs": runner,
                                     "catalog": LocalCatalog(database="t_accepted", server=runner.server)},
                          run_config={"ops": {case.asset: {"config": config}}})
     assert result.success
-    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
-    assert not checks[case.message].passed and checks[case.message].severity.value == "WARN"
-    assert all(c.passed for n, c in checks.items() if n not in (case.message, "file_sizing"))
+    checks = {(e.asset_key.path[-1], e.check_name): e for e in result.get_asset_check_evaluations()}
+    warned = {k for k, c in checks.items() if not c.passed}
+    assert all(checks[k].severity.value == "WARN" for k in warned)
+    meta = materialized(result)
     target = lake / settings.SPLIT_PART_INFOBASE
-    meta = result.asset_materializations_for_node(case.asset)[0].metadata
-    if name == "missing-columns-skip-table":
-        assert meta["skipped_tables"].value == {"IBE_01_A": "missing gone (line 4)"}
+    if name == "missing-columns-skip-table":  # the skipped table fails its checks as warnings; IBE_01 passes
+        assert warned == {("ibe_01_a", c) for c in ("row_count", "columns", "file_sizing", "not_skipped")}
+        assert meta["split_part/ibe_01_a"]["published"].value is False
+        assert checks[("ibe_01_a", "not_skipped")].metadata["skipped"].value == "missing gone (line 4)"
+        assert meta["split_part/ibe_01"]["dagster/row_count"].value == SMALL.rows
         assert [p.parent.name for p in target.glob("*/snapshot_dt=*")] == ["IBE_01"]
         from flywheel_assets.core import publish
 
         assert publish.part_table_skipped(str(target / "IBE_01_A"), case.partition) == "missing gone (line 4)"
     else:
-        assert meta["null_or_blank_keys"].value == 1
+        assert {n for _, n in warned} == {"key_not_null"} and len(warned) == 4  # every table of the source
+        assert meta["split_part/ibe_01"]["null_or_blank_keys"].value == 1
         out = pq.read_table(target / "IBE_01" / f"snapshot_dt={case.partition}")
         assert out.num_rows == SMALL.rows and out.column("customer_user_id").null_count == 1
 
@@ -303,7 +313,7 @@ def test_flywheel_run_says_which_source_cannot_serve_a_snapshot(lake):
 
     with pytest.raises(Exception, match=r"snapshot_dt=" + EARLY + r" cannot be run: .*addressable_ids_compaction_cr has no "
                                         r"snapshot on or before " + EARLY + r" \(it has: " + addressable_dates(SMALL)[0]):
-        resolve_run_snapshot(Lake(data_root=str(lake)), ["addressable_bucket"], EARLY)
+        resolve_run_snapshot(Lake(data_root=str(lake)), ["split_cluster/addressable_ids"], EARLY)
     # the addressable sources landed a day before the infobase: 'latest' is the infobase's newest
     assert resolve_run_snapshot(Lake(data_root=str(lake)), [], "latest") == NEWEST
 
