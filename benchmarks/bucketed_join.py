@@ -17,10 +17,11 @@ QUERY = ("SELECT count(*) AS n, bit_xor(xxhash64(x.customer_user_id, y.maid)) AS
 
 
 def build(bench: Bench, lake: Path, database: str, buckets: int) -> None:
-    from dagster import DagsterInstance, materialize
+    from dagster import AssetKey, DagsterInstance, materialize
 
     from flywheel_assets import settings
-    from flywheel_assets.pipelines.bucketed import bucketed_tables, ext_tables
+    from flywheel_assets.pipelines import build_assets
+    from flywheel_assets.tables import read_table_set
     from flywheel_assets.resources import Lake
     from flywheel_assets.core.mapping import load_mapping
     from flywheel_assets.core.snapshots import list_snapshots
@@ -36,10 +37,13 @@ def build(bench: Bench, lake: Path, database: str, buckets: int) -> None:
               str(lake / settings.SPLIT_CLUSTER_ADDRESSABLE), snapshot, None, 128 * 1024 * 1024)
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("snapshot_dt", [snapshot])
-    materialize([ext_tables, bucketed_tables], partition_key=snapshot, instance=instance,
+    steps = [a for a in build_assets(read_table_set(str(lake), None))
+             if getattr(a, "node_def", None) and a.node_def.name in ("ext_tables", "bucketed_tables")]
+    keys = [AssetKey(k) for k in ("ext_ibe_01", "ext_addressable_ids", "bucketed_ibe_01", "bucketed_addressable_ids")]
+    materialize(steps, selection=keys, partition_key=snapshot, instance=instance,
                 resources={"lake": Lake(data_root=str(lake)), "catalog": bench.catalog(database)},
                 run_config={"ops": {"bucketed_tables": {"config": {
-                    "bucket_count": buckets, "tables_filter": "ibe_01,addressable_ids"}}}})
+                    "bucket_count": buckets}}}})
 
 
 def measure(bench: Bench, database: str, kind: str, trials: int) -> dict:

@@ -46,7 +46,8 @@ def tick_seconds(data_root: str, handled: list[str], new: str, trials: int) -> f
     times = []
     for _ in range(trials):
         context = build_sensor_context(cursor=json.dumps(handled), instance=instance,
-                                       resources={"lake": Lake(data_root=data_root)})
+                                       resources={"lake": Lake(data_root=data_root)},
+                                       repository_def=defs.get_repository_def())
         started = time.perf_counter()
         result = sensor(context)
         times.append(time.perf_counter() - started)

@@ -11,7 +11,7 @@ from flywheel_assets.settings import Settings, get_settings
 
 
 # Runs launched from the UI, the sensor and backfills go through the run queue: at most 4 at once,
-# and never two of the same snapshot (the partition tag) at the same time. Pools (the bucket-layout
+# and never two of the same snapshot (the partition tag) at the same time. Pools (the current-snapshot-layout
 # split assets) run one step at a time across runs.
 INSTANCE_YAML = """telemetry:
   enabled: false
@@ -99,6 +99,20 @@ def print_table(columns: list[str], rows: list[tuple]) -> None:
     for row in cells:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths)))
     print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+
+
+def cmd_assets(args, settings: Settings) -> int:
+    """The asset graph as loaded now: each step and its tables, and where each job's table list
+    came from (its mapping file, or the cache when the mapping could not be read)."""
+    prepare_instance(settings)
+    from flywheel_assets.orchestration import steps
+    from flywheel_assets.tables import read_table_set
+
+    for job, origin in read_table_set(settings.data_root, settings.home).origin.items():
+        print(f"{job}: tables from {origin}")
+    for step, keys in steps().items():
+        print(f"\n{step} ({len(keys)}): {', '.join(keys)}")
+    return 0
 
 
 def cmd_tables(args, settings: Settings) -> int:
@@ -192,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="materialize the graph for one snapshot")
     run.add_argument("--snapshot", default="latest", help="YYYY-MM-DD or 'latest' (default)")
-    run.add_argument("--select", help="comma-separated asset names (default: all)")
+    run.add_argument("--select", help="comma-separated asset keys (bucketed_ibe_01, split_part/ibe_01) or steps "
+                     "(ext_tables: all its tables); default: all. `flywheel assets` lists them")
     run.add_argument("--config", help="run config file (YAML/JSON): ops: {<asset>: {config: {...}}}")
     run.add_argument("--retry-failed", action="store_true",
                      help="re-execute the snapshot's last failed run from its failed steps (and what is downstream)")
@@ -202,10 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--from", dest="date_from", help="first snapshot date (inclusive)")
     backfill.add_argument("--to", dest="date_to", help="last snapshot date (inclusive)")
     backfill.add_argument("--snapshots", help="comma-separated snapshot dates instead of a range")
-    backfill.add_argument("--select", help="comma-separated asset names (default: all)")
+    backfill.add_argument("--select", help="comma-separated asset keys or steps, as for run (default: all)")
     backfill.add_argument("--config", help="run config file (YAML/JSON), as for run")
     backfill.set_defaults(func=cmd_backfill)
 
+    assets = sub.add_parser("assets", help="list the steps and their table assets (for --select)")
+    assets.set_defaults(func=cmd_assets)
     tables = sub.add_parser("tables", help="list catalog tables: location, snapshot, partitions, buckets")
     tables.add_argument("--database", help="default: FLYWHEEL_DATABASE (omc_flywheel_prod)")
     tables.set_defaults(func=cmd_tables)

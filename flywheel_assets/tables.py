@@ -46,7 +46,7 @@ def read_table_set(data_root: str, home: Path | None) -> TableSet:
     for job in JOBS.values():
         try:
             by_job[job.name] = mapping_tables(job, data_root)
-            origin[job.name] = job.csv_file or "single table"
+            origin[job.name] = "single table" if job.single_table else job.csv_file
         except (FlywheelInputError, OSError, Exception) as exc:  # noqa: BLE001 - unreachable S3 included
             by_job[job.name] = tuple(cached.get(job.name, ()))
             origin[job.name] = f"cache ({exc})" if job.name in cached else f"none ({exc})"

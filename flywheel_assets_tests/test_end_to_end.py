@@ -129,15 +129,39 @@ def test_summary_and_instance_record_the_run(latest_run):
     assert "snapshot_dt=2024-06-01" in proc.stdout
     for asset in ("infobase_split", "addressable_bucket", "infobase_split_part", "addressable_split_part"):
         line = next(l for l in proc.stdout.splitlines() if l.startswith(asset + " "))
-        assert line.split()[1] == "SUCCESS" and line.split()[2] == str(ROWS + 1)
+        tables = 1 if "addressable" in asset else 3
+        assert line.split()[1:4] == ["SUCCESS", str(tables), str(ROWS + 1)], line
     instance = DagsterInstance.from_config(str(home / "dagster"))
     assert instance.get_dynamic_partitions("snapshot_dt") == ["2024-06-01"]
-    event = instance.get_latest_materialization_event(AssetKey("infobase_split"))
-    meta = event.asset_materialization.metadata
-    assert event.asset_materialization.partition == "2024-06-01"
-    assert meta["tables_written"].value == 3 and meta["source_rows"].value == ROWS + 1
-    assert meta["unmapped_columns"].value == ["Legacy Field $"] and meta["unmapped_columns_count"].value == 1
-    assert {t["name"]: t["rows"] for t in meta["tables"].value} == {t: ROWS + 1 for t in GROUPS}
+    for table in GROUPS:  # one asset per table, with Dagster's standard table metadata
+        event = instance.get_latest_materialization_event(AssetKey(["split_cluster", table.lower()]))
+        meta = event.asset_materialization.metadata
+        assert event.asset_materialization.partition == "2024-06-01"
+        assert meta["dagster/row_count"].value == meta["source_rows"].value == ROWS + 1
+        assert meta["unmapped_columns"].value == ["Legacy Field $"] and meta["unmapped_source_columns"].value == 1
+        assert [c.name for c in meta["dagster/column_schema"].value.columns] == [
+            "customer_user_id", *[c.lower() for c in GROUPS[table]]]
+    bucketed = instance.get_latest_materialization_event(AssetKey("bucketed_seg_alpha")).asset_materialization
+    assert bucketed.metadata["dagster/row_count"].value == ROWS + 1
+    assert bucketed.metadata["dagster/table_name"].value.endswith(".bucketed_seg_alpha")
+
+
+def test_run_select_one_table_rebuilds_that_table_alone(unseen_lake, latest_run):
+    from flywheel_assets.catalog.local import LocalCatalog
+    from flywheel_assets.local_spark import LocalSpark
+
+    home, _ = latest_run
+    catalog = LocalCatalog(database="e2e_" + home.name.replace("-", "_").lower(),
+                           server=LocalSpark(home="unused", remote=os.environ["FLYWHEEL_SPARK_REMOTE"]))
+    before = {t.name: t.location for t in catalog.list_tables(catalog.database, "bucketed_")}
+    split_before = sorted((str(p), p.stat().st_mtime_ns) for p in (unseen_lake / settings.SPLIT_CLUSTER_INFOBASE).rglob("*"))
+    proc = flywheel(home, unseen_lake, "run", "--snapshot", "2024-06-01", "--select", "bucketed_seg_beta")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "materializing 1 tables in 1 steps" in proc.stdout
+    after = {t.name: t.location for t in catalog.list_tables(catalog.database, "bucketed_")}
+    assert {n for n in after if after[n] != before[n]} == {"bucketed_seg_beta"}  # a fresh version of that one only
+    assert sorted((str(p), p.stat().st_mtime_ns)
+                  for p in (unseen_lake / settings.SPLIT_CLUSTER_INFOBASE).rglob("*")) == split_before
 
 
 def test_older_snapshot_adds_a_partition_and_keeps_the_newer(unseen_lake, latest_run):
@@ -183,7 +207,7 @@ def test_concurrent_runs_share_the_local_catalog(unseen_lake, latest_run):
     home, _ = latest_run
     env = {**os.environ, "FLYWHEEL_HOME": str(home), "FLYWHEEL_DATA_ROOT": str(unseen_lake),
            "FLYWHEEL_DATABASE": "e2e_" + home.name.replace("-", "_").lower()}
-    select = "infobase_split_part,addressable_split_part,part_tables,prepared_part_tables"
+    select = "infobase_split_part,addressable_split_part,part_tables"
     procs = [subprocess.Popen([sys.executable, "-m", "flywheel_assets.cli", "run", "--snapshot", snap, "--select", select],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for snap in ("2023-11-30", "2024-02-29")]
@@ -222,8 +246,10 @@ def test_backfill_of_three_snapshots_materializes_and_registers_all(backfilled):
     assert "backfill: 2023-11-30 ok, 2024-02-29 ok, 2024-06-01 ok" in proc.stdout
     instance = DagsterInstance.from_config(str(home / "dagster"))
     assert sorted(instance.get_dynamic_partitions("snapshot_dt")) == ["2023-11-30", "2024-02-29", "2024-06-01"]
-    for asset in ("infobase_split", "ext_tables", "bucketed_tables", "part_tables", "prepared_part_tables"):
-        assert instance.get_materialized_partitions(AssetKey(asset)) == {"2023-11-30", "2024-02-29", "2024-06-01"}
+    for asset in ("split_cluster/seg_beta", "ext_seg_beta", "bucketed_seg_beta", "split_part/seg_beta_a",
+                  "part_seg_beta_a", "part_addressable_ids", "cleanrooms_report"):
+        partitions = instance.get_materialized_partitions(AssetKey.from_user_string(asset))
+        assert partitions == {"2023-11-30", "2024-02-29", "2024-06-01"}, asset
     from flywheel_assets.catalog.local import LocalCatalog
     from flywheel_assets.local_spark import LocalSpark
 

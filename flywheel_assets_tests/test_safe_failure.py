@@ -40,7 +40,7 @@ def test_split_job_killed_mid_write_leaves_the_published_snapshot_then_rerun_com
     split(spark, lake, "infobase_split_and_bucket", snapshot=OLDEST)
     published = fingerprint(target)
     p = paths(lake)
-    script = Path(publish.__file__).parent / "scripts" / "infobase_split_and_bucket.py"
+    script = Path(publish.__file__).parent.parent / "spark_jobs" / "scripts" / "infobase_split_and_bucket.py"
     job = subprocess.Popen([sys.executable, str(script), "--SNAPSHOT_DT", LATEST, "--SOURCE_PATH", p["ib_raw"],
                             "--TARGET_PATH", p["cluster_ib"], "--CSV_FILE", p["bucket_csv"]],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

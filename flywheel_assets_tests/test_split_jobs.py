@@ -227,25 +227,27 @@ def test_missing_snapshot_lists_available(spark, lake):
 
 
 def test_checks_pass_on_good_data_and_catch_null_or_blank_keys(spark, lake, tmp_path):
-    from flywheel_assets.spark_jobs.checks import split_checks
+    from flywheel_assets.spark_jobs.checks import blocking_failures, split_checks
 
     good = split(spark, lake, "infobase_split_and_bucket", target_mb=4 / 1024)
-    assert {c.name: c.passed for c in split_checks(good)} == {
-        "row_count": True, "columns": True, "key_not_null": True, "file_sizing": True, "tables_skipped": True}
+    for table in good.tables:  # every table gets its own results
+        assert {c.name: c.passed for c in split_checks(good, table.name, table)} == {
+            "row_count": True, "columns": True, "key_not_null": True, "file_sizing": True, "not_skipped": True}
     src = tmp_path / "src"
     write_source(src / "snapshot_dt=2024-05-01",
                  pa.table({"customer_user_id": ["a", None, "  ", "d"], "x": [1, 2, 3, 4]}))
     bad = run_split(spark, JOBS["addressable_bucket"], str(src), str(tmp_path / "out"), "_NONE_", None, MB)
-    checks = {c.name: c for c in split_checks(bad)}
+    checks = {c.name: c for c in split_checks(bad, "addressable_ids", bad.tables[0])}
     assert not checks["key_not_null"].passed and checks["key_not_null"].metadata == {"null_or_blank_keys": 2, "tolerated": 0}
     assert checks["key_not_null"].severity == "ERROR" and not bad.published
     assert checks["row_count"].passed and checks["columns"].passed
     bad.tables[0].rows -= 1  # what a lost file would look like
     bad.tables[0].written_columns = ["customer_user_id"]
-    checks = {c.name: c for c in split_checks(bad)}
-    assert not checks["row_count"].passed and checks["row_count"].metadata["tables_with_other_counts"] == {
-        "addressable_ids": 3}
+    checks = {c.name: c for c in split_checks(bad, "addressable_ids", bad.tables[0])}
+    assert not checks["row_count"].passed and checks["row_count"].metadata == {"rows": 3, "source_rows": 4}
     assert not checks["columns"].passed
+    assert blocking_failures(bad) == ["addressable_ids: row_count", "addressable_ids: columns",
+                                      "addressable_ids: key_not_null"]
 
 
 def test_uppercase_source_columns_match_lowercase_mapping_and_odd_unused_names_do_not_matter(spark, tmp_path):
@@ -281,8 +283,10 @@ def test_missing_columns_skip_table_publishes_the_other_tables(spark, lake):
     assert result.published and [t.name for t in result.tables] == ["IBE_01"]
     assert result.skipped_tables == {"IBE_02": "missing no_such (line 4), gone (line 5)"}
     assert not (lake / settings.SPLIT_PART_INFOBASE / "IBE_02" / f"snapshot_dt={LATEST}").exists()
-    check = {c.name: c for c in split_checks(result)}["tables_skipped"]
-    assert not check.passed and check.severity == "WARN"
+    checks = {c.name: c for c in split_checks(result, "IBE_02", None)}
+    assert not checks["not_skipped"].passed and checks["not_skipped"].severity == "WARN"
+    assert checks["not_skipped"].metadata == {"skipped": "missing no_such (line 4), gone (line 5)"}
+    assert all(c.severity == "WARN" for c in checks.values())  # a skipped table blocks nothing
     assert publish.part_table_skipped(p["part_ib"] + "/IBE_02", LATEST) == result.skipped_tables["IBE_02"]
 
 
@@ -295,7 +299,7 @@ def test_null_keys_within_the_tolerance_are_published_and_warned(spark, tmp_path
     result = run_split(spark, JOBS["addressable_bucket"], str(src), str(tmp_path / "out"), "_NONE_", None, MB,
                        max_bad_keys="25%")
     assert result.published and result.bad_keys == 1 and result.bad_keys_allowed == 1
-    check = {c.name: c for c in split_checks(result)}["key_not_null"]
+    check = {c.name: c for c in split_checks(result, "addressable_ids", result.tables[0])}["key_not_null"]
     assert not check.passed and check.severity == "WARN"  # alerted, not blocking
     assert read_output(tmp_path / "out" / "addressable_ids").num_rows == 4
     assert [allowed_bad_keys(t, 1000) for t in ("0", "5", "0.001", "1%")] == [0, 5, 1, 10]
@@ -318,3 +322,28 @@ def test_job_arguments_accept_the_deployed_names_and_ignore_glues_own():
         job_arguments(["--BUCKET_COUNT", "many"])
     with pytest.raises(FlywheelInputError, match="--MISSING_COLUMNS must be one of fail, skip_table"):
         job_arguments(["--MISSING_COLUMNS", "ignore"])
+
+
+def test_selected_tables_only_are_written(spark, lake):
+    """--TABLES (what selecting some of a step's table assets passes): only those tables are
+    written; in the one-snapshot layout only for the snapshot it already holds."""
+    p, mb = paths(lake), 128 * MB
+    run_split(spark, JOBS["infobase_split_and_part"], p["ib_raw"], p["part_ib"], LATEST, load_mapping(p["part_csv"]), mb,
+              tables=["ibe_01_a"])
+    assert sorted(d.name for d in Path(p["part_ib"]).iterdir() if not d.name.startswith("_")) == ["IBE_01_A"]
+    split(spark, lake, "infobase_split_and_bucket", LATEST)
+    before = tree(Path(p["cluster_ib"]))
+    result = run_split(spark, JOBS["infobase_split_and_bucket"], p["ib_raw"], p["cluster_ib"], LATEST,
+                       load_mapping(p["bucket_csv"]), mb, tables=["IBE_04_B"])
+    assert [t.name for t in result.tables] == ["IBE_04_B"]
+    after = tree(Path(p["cluster_ib"]))
+    assert {k for k in after if after[k] != before.get(k)} and all(
+        k.startswith("IBE_04_B/") for k in after if after[k] != before.get(k))  # only IBE_04_B was rewritten
+    assert (Path(p["cluster_ib"]) / "IBE_01").is_dir()  # the other tables stay (not retired)
+    with pytest.raises(FlywheelInputError, match=rf"holds snapshot_dt={LATEST}: writing only IBE_04_B for "
+                                                 rf"snapshot_dt={OLDEST} would mix snapshots"):
+        run_split(spark, JOBS["infobase_split_and_bucket"], p["ib_raw"], p["cluster_ib"], OLDEST,
+                  load_mapping(p["bucket_csv"]), mb, tables=["IBE_04_B"])
+    with pytest.raises(FlywheelInputError, match=r"--TABLES names ibe_99, which .* does not have \(it has: IBE_01, "):
+        run_split(spark, JOBS["infobase_split_and_bucket"], p["ib_raw"], p["cluster_ib"], LATEST,
+                  load_mapping(p["bucket_csv"]), mb, tables=["IBE_99"])

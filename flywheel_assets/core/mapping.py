@@ -23,10 +23,10 @@ from flywheel_assets.core.errors import FlywheelInputError
 KEY_COLUMN = "customer_user_id"
 # Table names become folders and catalog tables: Spark and Hive skip folders starting with _ .
 TABLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]{0,99}$")
-RESERVED_TABLES = ("metadata",)  # <target>/metadata/ holds the bucket layout's snapshot_dt.txt
+RESERVED_TABLES = ("metadata",)  # <target>/metadata/ holds the current-snapshot layout's snapshot_dt.txt
 # Output column names go into catalog DDL: after lowercasing, only these characters.
 COLUMN_NAME = re.compile(r"^[a-z0-9_]{1,128}$")
-RESERVED_COLUMNS = ("snapshot_dt",)  # the partition column of the part layout
+RESERVED_COLUMNS = ("snapshot_dt",)  # the partition column of the snapshot-folder layout
 # (table field, column field) of each accepted header, lowercased
 HEADERS = (("omc_flywheel_table", "omc_flywheel_column"), ("table_name", "column_name"))
 MAX_LISTED = 50  # problems listed in one error

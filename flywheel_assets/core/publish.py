@@ -1,21 +1,21 @@
 """Publishing a split job's output all at once: write aside, commit, then move into place.
 
-The bucket layout keeps one snapshot in place (``<target>/<table>/``), which the ext tables read;
-the part layout replaces one ``snapshot_dt=<d>/`` folder per table. A run writes every folder
+The current-snapshot layout keeps one snapshot in place (``<target>/<table>/``), which the ext tables read;
+the snapshot-folder layout replaces one ``snapshot_dt=<d>/`` folder per table. A run writes every folder
 under ``<target>/_staging/<run>/`` first. Only when all are written (and the blocking checks pass)
 does it write the run's manifest, the commit point, and move each folder into place.
 - A run stopped before its manifest exists leaves the published tables untouched; the next run
   deletes its staging folder.
 - A run stopped after it is rolled forward by the next run (every step below can be repeated).
-Runs of one target never overlap in the bucket layout (a Dagster pool of 1); in the part layout
+Runs of one target never overlap in the current-snapshot layout (a Dagster pool of 1); in the snapshot-folder layout
 runs of different snapshots may, so a run only recovers its own snapshot's leftovers.
 Spark, Hive and the table discovery all skip ``_staging/`` (leading underscore).
 
 What each publication holds travels with the data: every published folder carries
 ``_PUBLICATION.json`` (the partition and the source snapshot read, which is older for a source that
 landed earlier); a table skipped for missing columns is recorded in ``metadata/skipped_tables.json``
-(bucket layout, whose folder for it is retired) or as ``<table>/_SKIPPED_snapshot_dt=<d>.json``
-(part layout). Readers (Spark, Hive, Athena) ignore files whose names start with ``_``.
+(current-snapshot layout, whose folder for it is retired) or as ``<table>/_SKIPPED_snapshot_dt=<d>.json``
+(snapshot-folder layout). Readers (Spark, Hive, Athena) ignore files whose names start with ``_``.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from flywheel_assets.core import storage
 STAGING = "_staging"
 MANIFEST = "_COMMITTED.json"
 RETIRED = "_retired"  # the tables' previous files, deleted once the run is published
-METADATA_FILE = "metadata/snapshot_dt.txt"  # bucket layout: the snapshot (partition) it holds
-SOURCE_FILE = "metadata/source_snapshot_dt.txt"  # bucket layout: the source snapshot that was read
-SKIPPED_FILE = "metadata/skipped_tables.json"  # bucket layout: tables left out of the snapshot
+METADATA_FILE = "metadata/snapshot_dt.txt"  # current-snapshot layout: the snapshot (partition) it holds
+SOURCE_FILE = "metadata/source_snapshot_dt.txt"  # current-snapshot layout: the source snapshot that was read
+SKIPPED_FILE = "metadata/skipped_tables.json"  # current-snapshot layout: tables left out of the snapshot
 RECORD = "_PUBLICATION.json"  # in every published folder
 
 
@@ -44,7 +44,7 @@ class Publication:
     snapshot_dt: str
     source_snapshot_dt: str
     skipped_tables: dict[str, str] = field(default_factory=dict)  # table -> why
-    skipped_folders: dict[str, str] = field(default_factory=dict)  # table root (part layout) -> why
+    skipped_folders: dict[str, str] = field(default_factory=dict)  # table root (snapshot-folder layout) -> why
 
     def folder_json(self) -> str:
         """What RECORD holds in each published folder."""
@@ -65,20 +65,20 @@ def skipped_marker(table_root: str, snapshot: str) -> str:
 
 
 def skipped_tables(target: str, snapshot: str) -> dict[str, str]:
-    """Bucket layout: the tables the publication of ``snapshot`` left out, and why."""
+    """Current-snapshot layout: the tables the publication of ``snapshot`` left out, and why."""
     text = storage.read_text(storage.join(target, SKIPPED_FILE))
     data = json.loads(text) if text else {}
     return data.get("tables", {}) if data.get("snapshot_dt") == snapshot else {}
 
 
 def part_table_skipped(table_root: str, snapshot: str) -> str | None:
-    """Part layout: why the split left this table out of ``snapshot`` (None: it did not)."""
+    """Snapshot-folder layout: why the split left this table out of ``snapshot`` (None: it did not)."""
     text = storage.read_text(skipped_marker(table_root, snapshot))
     return json.loads(text)["why"] if text else None
 
 
 def published_snapshot(target: str) -> str | None:
-    """The snapshot a bucket-layout target holds, or None if nothing was published there."""
+    """The snapshot a current-snapshot-layout target holds, or None if nothing was published there."""
     text = storage.read_text(storage.join(target, METADATA_FILE))
     return text.strip() if text else None
 
@@ -89,7 +89,7 @@ def new_run(target: str, snapshot: str) -> str:
 
 
 def commit(target: str, run: str, folders: list[str], record: Publication, whole_target: bool) -> None:
-    """Publish the run's ``folders`` (relative to target). ``whole_target`` (the bucket layout,
+    """Publish the run's ``folders`` (relative to target). ``whole_target`` (the current-snapshot layout,
     which holds one snapshot): other table folders are retired (a table dropped from the mapping
     or skipped) and the snapshot is recorded in metadata/snapshot_dt.txt."""
     manifest = {**asdict(record), "folders": folders, "whole_target": whole_target}

@@ -51,7 +51,7 @@ class SplitConfig(Config):
         default=DEFAULT_WRITE_PARALLELISM, description="Tables the Spark job writes at the same time"
     )
     allow_rollback: bool = Field(
-        default=False, description="Bucket layout (one current snapshot): allow publishing a snapshot older "
+        default=False, description="current-snapshot layout (one current snapshot): allow publishing a snapshot older "
         "than the one it holds",
     )
     missing_columns: Literal["fail", "skip_table"] = Field(

@@ -79,6 +79,7 @@ def table_metadata(result: SplitResult, table: TableResult | None, seconds: floa
         "source_rows": _value(result.source_rows),
         "null_or_blank_keys": _value(result.bad_keys),
         "unmapped_source_columns": _value(len(result.unmapped_columns)),
+        "unmapped_columns": _value(result.unmapped_columns[:100]),  # source columns no table takes
         "job_seconds": _value(round(seconds, 3)),  # the whole job's Spark work, from session to result
     }
     if table is None:

@@ -190,7 +190,7 @@ def plan(job, tables, sources: dict[str, str], column_sizes, target, snapshot, t
 
 
 def check_drift(job: SplitJob, plans: list[TablePlan], snapshot: str, source_types: dict) -> None:
-    """Part layout: a column's type must not change between snapshots of one table (its catalog
+    """Snapshot-folder layout: a column's type must not change between snapshots of one table (its catalog
     table has one type per column); compared with the newest other snapshot written."""
     if job.layout != SNAPSHOT_FOLDERS:
         return
