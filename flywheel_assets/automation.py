@@ -22,6 +22,7 @@ from dagster import (
     sensor,
 )
 
+from flywheel_assets.core import storage
 from flywheel_assets.core.jobs import BUCKETED_PIPELINE, JOBS
 from flywheel_assets.core.snapshots import partition_dates, snapshot_path, source_snapshots
 from flywheel_assets.partitions import snapshot_partitions
@@ -41,7 +42,7 @@ def is_complete(lake: Lake, folder: str, quiet_seconds: float, now: float) -> bo
         return False
     if SUCCESS_MARKER in names:
         return True
-    files = [e for e in entries if not e.is_dir and not e.name.startswith(("_", "."))]
+    files = [e for e in entries if not e.is_dir and not storage.is_hidden(e.name)]
     return bool(files) and max(e.mtime for e in files) <= now - quiet_seconds
 
 

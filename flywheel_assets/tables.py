@@ -34,7 +34,7 @@ class TableSet:
 def mapping_tables(job: SplitJob, data_root: str) -> tuple[str, ...]:
     if job.single_table:
         return (job.single_table,)
-    return tuple(load_mapping(storage.join(data_root, job.csv_file)).tables)
+    return tuple(load_mapping(storage.join(data_root, job.csv_file), quick=True).tables)
 
 
 def read_table_set(data_root: str, home: Path | None) -> TableSet:

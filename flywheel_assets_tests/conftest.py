@@ -37,7 +37,7 @@ SMALL = DemoSpec(rows=300, tables=(("IBE_01", 8), ("IBE_01_A", 6), ("IBE_04_B", 
                  snapshots=2, files_per_snapshot=2, seed=11)
 
 
-def tables_of(lake_root) -> "TableSet":
+def tables_of(lake_root):
     """The table catalogue of a test lake, read from its mapping files as the definitions do."""
     from flywheel_assets.tables import read_table_set
 

@@ -1,8 +1,13 @@
-"""Transient AWS faults are retried by botocore (one retry configuration for every client)."""
+"""Transient AWS faults are retried: by botocore for the AWS APIs (one retry configuration for every
+client), by pyarrow's S3 client (the AWS SDK's) for storage."""
 
 from __future__ import annotations
 
+import http.client
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 import boto3
 import pytest
@@ -51,12 +56,61 @@ def throttled(aws_env, monkeypatch):
     return arm
 
 
-def test_s3_slowdown_is_retried_and_the_listing_completes(throttled):
+class SlowDownProxy(ThreadingHTTPServer):
+    """moto behind a proxy that answers S3's 503 SlowDown to the first ``times`` listings: storage
+    goes through pyarrow's S3 client, not botocore, so the fault is injected on the wire."""
+
+    def __init__(self, upstream: str, times: int):
+        self.upstream, self.times, self.listings = urlsplit(upstream), times, 0
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def relay(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if "list-type=2" in self.path:
+                    proxy.listings += 1
+                    if proxy.listings <= proxy.times:
+                        error = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+                        self.send_response(503)
+                        self.send_header("Content-Length", str(len(error)))
+                        self.end_headers()
+                        self.wfile.write(error)
+                        return
+                conn = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port)
+                conn.request(self.command, self.path, body, dict(self.headers))
+                answer = conn.getresponse()
+                data = answer.read()
+                self.send_response(answer.status)
+                for name, value in answer.getheaders():
+                    if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = relay
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+def test_s3_slowdown_is_retried_and_the_listing_completes(aws_env, monkeypatch):
     boto3.client("s3").create_bucket(Bucket="lake")
     boto3.client("s3").put_object(Bucket="lake", Key="raw/snapshot_dt=2024-01-15/part-0.parquet", Body=b"x")
-    calls = throttled("s3", "ListObjectsV2", times=2)
-    assert [e.name for e in storage.list_dir("s3://lake/raw")] == ["snapshot_dt=2024-01-15"]
-    assert len(calls) == 3
+    proxy = SlowDownProxy(aws_env, times=2)
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        assert [e.name for e in storage.list_dir("s3://lake/raw")] == ["snapshot_dt=2024-01-15"]
+        assert proxy.listings == 3  # two SlowDowns, then through to moto
+    finally:
+        proxy.shutdown()
 
 
 def test_glue_throttling_is_retried_and_the_table_is_created(throttled):

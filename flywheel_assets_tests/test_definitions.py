@@ -77,6 +77,23 @@ def test_the_table_catalogue_is_cached_and_a_changed_mapping_shows_on_reload(pro
     assert build_assets(gone)  # the definitions still load
 
 
+def test_run_config_defaults_are_the_run_book_paths(production_defs):
+    job = production_defs[0].resolve_job_def(SNAPSHOT_JOB)
+    schema = job.run_config_schema.config_type.fields["ops"].config_type.fields
+    infobase = schema["infobase_split"].config_type.fields["config"].config_type.fields
+    assert infobase["source_path"].default_value == "opus/infobase_attributes/raw_input/"
+    assert infobase["target_path"].default_value == "omc_cleanroom_data/split_cluster/infobase_attributes/"
+    assert infobase["csv_file"].default_value == "omc_cleanroom_data/omc_flywheel_infobase_table_split_lowercase.csv"
+    assert JOBS["addressable_bucket"].defaults() == {
+        "source_path": "omc_cleanroom_data/addressable/addressable_ids_compaction_cr/",
+        "target_path": "omc_cleanroom_data/split_cluster/addressable_ids/",
+    }
+    part = schema["part_tables"].config_type.fields["config"].config_type.fields
+    assert part["source_path"].default_value == "omc_cleanroom_data/split_part/"
+    assert part["mode"].default_value == "add"  # run book part step 4, in the same step
+    assert JOBS["infobase_split_and_bucket"].glue_job_name() == "etl-omc-flywheel-prod-infobase-split-and-bucket"
+
+
 def test_local_environment_runs_spark_jobs_in_a_subprocess_and_the_catalog_on_spark_sql():
     assert isinstance(defs.resources["spark_jobs"], LocalSparkRunner)
     assert isinstance(defs.resources["catalog"], LocalCatalog)

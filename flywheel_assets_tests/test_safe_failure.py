@@ -93,7 +93,9 @@ def listing(root: str) -> dict[str, str]:
     if storage.is_s3(root):
         bucket, key = storage.split_s3(root)
         objects = storage.s3_client().list_objects_v2(Bucket=bucket, Prefix=key + "/").get("Contents", [])
-        return {o["Key"][len(key) + 1:]: storage.read_text(f"s3://{bucket}/{o['Key']}") for o in objects}
+        # zero-byte "folder/" markers (pyarrow keeps a folder it emptied, as the S3 console does) hold no data
+        return {o["Key"][len(key) + 1:]: storage.read_text(f"s3://{bucket}/{o['Key']}") for o in objects
+                if not (o["Key"].endswith("/") and o["Size"] == 0)}
     return {str(p.relative_to(root)): p.read_text() for p in Path(root).rglob("*") if p.is_file()}
 
 

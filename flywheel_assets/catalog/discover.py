@@ -14,7 +14,7 @@ def table_folders(root: str) -> list[str]:
     """Sub-folders of a split root that hold a table (not metadata/, _temporary/, .hidden/)."""
     return sorted(
         e.name for e in storage.list_dir(root)
-        if e.is_dir and e.name != METADATA_DIR and not e.name.startswith(("_", ".")) and "=" not in e.name
+        if e.is_dir and e.name != METADATA_DIR and not storage.is_hidden(e.name) and "=" not in e.name
     )
 
 

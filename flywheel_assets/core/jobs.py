@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from flywheel_assets.core.snapshots import AT_OR_BEFORE, EXACT
+from flywheel_assets.core import storage
+from flywheel_assets.core.snapshots import AT_OR_BEFORE, EXACT, snapshot_path
 
 # Run-book paths, relative to the data root (s3://omc-flywheel-data-us-east-1-prod in production).
 INFOBASE_RAW = "opus/infobase_attributes/raw_input/"
@@ -80,9 +81,8 @@ class SplitJob:
     def table_folder(self, target: str, table: str, snapshot: str) -> str:
         """Where one table's files of one snapshot live under ``target`` (the one rule)."""
         if self.layout == CURRENT_SNAPSHOT:
-            return f"{target.rstrip('/')}/{table}"
-        base = target.rstrip("/") if self.single_table else f"{target.rstrip('/')}/{table}"
-        return f"{base}/snapshot_dt={snapshot}"
+            return storage.join(target, table)
+        return snapshot_path(target if self.single_table else storage.join(target, table), snapshot)
 
 
 JOBS: dict[str, SplitJob] = {

@@ -140,8 +140,9 @@ def _case_clashes(mapping: Mapping) -> list[str]:
     return problems
 
 
-def load_mapping(uri: str) -> Mapping:
-    data = storage.read_bytes(uri)
+def load_mapping(uri: str, quick: bool = False) -> Mapping:
+    """``quick``: give up on an unreachable S3 within seconds (see storage.read_bytes)."""
+    data = storage.read_bytes(uri, quick=quick)
     if data is None:
         raise FlywheelInputError(f"mapping file not found: {uri}")
     return parse_mapping(decode(data), uri)

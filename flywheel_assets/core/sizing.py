@@ -31,18 +31,14 @@ def data_files(folder: str) -> list[tuple[str, int]]:
     return sorted(
         (storage.join(folder, e.name), e.size)
         for e in storage.list_dir(folder)
-        if not e.is_dir and not e.name.startswith(("_", "."))
+        if not e.is_dir and not storage.is_hidden(e.name)
     )
 
 
 def footer(uri: str):
     import pyarrow.parquet as pq
-    from pyarrow import fs
 
-    if storage.is_s3(uri):
-        filesystem, path = fs.S3FileSystem(endpoint_override=storage.s3_endpoint()), uri.split("://", 1)[1]
-    else:
-        filesystem, path = fs.LocalFileSystem(), str(storage.local_path(uri))
+    filesystem, path = storage.filesystem_of(uri)
     try:
         with filesystem.open_input_file(path) as f:
             return pq.ParquetFile(f).metadata

@@ -1,7 +1,9 @@
-"""A small file-system interface over local paths and ``s3://`` URIs.
+"""The lake's storage: local paths and ``s3://`` URIs through ``pyarrow.fs``.
 
-Only what the jobs and the sensor need: list one level (delimiter listing on S3, so the cost
-follows the number of folders, not files), read and write small text files.
+Only what the jobs and the sensor need: list one level (a delimiter listing on S3, so the cost
+follows the number of folders, not files), read and write small files, move and delete folders.
+boto3 stays for the AWS APIs that are not storage (Glue, Athena, Clean Rooms, SNS) and for what
+Dagster Pipes and `flywheel deploy` need of S3.
 """
 
 from __future__ import annotations
@@ -19,6 +21,11 @@ class Entry:
     is_dir: bool
     size: int = 0
     mtime: float = 0.0  # seconds since the epoch (files only)
+
+
+def is_hidden(name: str) -> bool:
+    """Not data, as Spark, Hive and Athena see it: ``_SUCCESS``, ``_staging/``, ``.crc`` files..."""
+    return name.startswith(("_", "."))
 
 
 def join(root: str, *parts: str) -> str:
@@ -59,14 +66,18 @@ def s3_endpoint() -> Optional[str]:
 
 # Every AWS client of the platform: throttling (SlowDown, ThrottlingException, 5xx) is retried by
 # botocore with exponential backoff, and adaptive mode slows the client's own request rate.
-RETRIES = {"mode": "adaptive", "max_attempts": 10}
+MAX_ATTEMPTS = 10
+
+
+def retries() -> dict:
+    return {"mode": "adaptive", "max_attempts": MAX_ATTEMPTS}  # fresh: botocore rewrites the dict it is given
 
 
 def aws_client(service: str, region: Optional[str] = None):
     import boto3
     from botocore.config import Config
 
-    return boto3.client(service, region_name=region, config=Config(retries=RETRIES))
+    return boto3.client(service, region_name=region, config=Config(retries=retries()))
 
 
 _s3_clients: dict = {}
@@ -80,44 +91,59 @@ def s3_client():
     return _s3_clients[endpoint]
 
 
+def filesystem_of(uri: str, quick: bool = False):
+    """The ``pyarrow.fs`` file system of a URI and the path in it: local, or S3 (moto in tests)."""
+    from pyarrow import fs
+
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        return _s3_filesystem(quick), f"{bucket}/{key}".rstrip("/")
+    return fs.LocalFileSystem(), str(local_path(uri))
+
+
+_s3_filesystems: dict = {}
+
+
+def _s3_filesystem(quick: bool = False):
+    """One S3 file system per process and endpoint: credentials from the usual chain (never
+    logged), throttling and 5xx retried with backoff by the AWS SDK, as the boto3 clients do.
+    ``quick``: short timeouts and one retry, for reads that must not hang when S3 is unreachable
+    (the table catalogue while the definitions load)."""
+    from pyarrow import fs
+
+    endpoint = s3_endpoint()
+    if (endpoint, quick) not in _s3_filesystems:
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        timeouts = {"connect_timeout": 2, "request_timeout": 5} if quick else {}
+        _s3_filesystems[endpoint, quick] = fs.S3FileSystem(
+            endpoint_override=endpoint, region=region, **timeouts,
+            retry_strategy=fs.AwsStandardS3RetryStrategy(max_attempts=2 if quick else MAX_ATTEMPTS))
+    return _s3_filesystems[endpoint, quick]
+
+
 def list_dir(uri: str) -> list[Entry]:
-    """Immediate children of a folder; empty if it does not exist."""
-    if is_s3(uri):
-        bucket, key = split_s3(uri)
-        prefix = key.rstrip("/") + "/" if key else ""
-        entries = []
-        paginator = s3_client().get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
-            for cp in page.get("CommonPrefixes", []):
-                entries.append(Entry(cp["Prefix"][len(prefix):].rstrip("/"), True))
-            for obj in page.get("Contents", []):
-                name = obj["Key"][len(prefix):]
-                if name:
-                    entries.append(Entry(name, False, obj["Size"], obj["LastModified"].timestamp()))
-        return entries
-    path = local_path(uri)
-    if not path.is_dir():
-        return []
-    out = []
-    with os.scandir(path) as it:
-        for e in it:
-            is_dir = e.is_dir()
-            stat = None if is_dir else e.stat()
-            out.append(Entry(e.name, is_dir, stat.st_size if stat else 0, stat.st_mtime if stat else 0.0))
-    return out
+    """Immediate children of a folder; empty if it does not exist (on S3 one delimiter listing)."""
+    from pyarrow import fs
+
+    filesystem, path = filesystem_of(uri)
+    infos = filesystem.get_file_info(fs.FileSelector(path, allow_not_found=True, recursive=False))
+    return [Entry(i.base_name, i.type == fs.FileType.Directory, i.size or 0,
+                  i.mtime.timestamp() if i.mtime and i.type == fs.FileType.File else 0.0)
+            for i in infos if i.base_name]
 
 
-def read_bytes(uri: str) -> Optional[bytes]:
+def read_bytes(uri: str, quick: bool = False) -> Optional[bytes]:
     """The file's content, or None if it does not exist."""
-    if is_s3(uri):
-        bucket, key = split_s3(uri)
-        client = s3_client()
-        try:
-            return client.get_object(Bucket=bucket, Key=key)["Body"].read()
-        except client.exceptions.NoSuchKey:
+    filesystem, path = filesystem_of(uri, quick)
+    try:
+        with filesystem.open_input_stream(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:  # S3 says so in its own words
+        if "does not exist" in str(exc) or "NoSuchKey" in str(exc):
             return None
-    path = local_path(uri)
-    return path.read_bytes() if path.is_file() else None
+        raise
 
 
 def read_text(uri: str) -> Optional[str]:
@@ -129,8 +155,9 @@ def read_text(uri: str) -> Optional[str]:
 def write_text(uri: str, text: str) -> None:
     """Write a small file in one step (atomic rename locally; a single PUT on S3)."""
     if is_s3(uri):
-        bucket, key = split_s3(uri)
-        s3_client().put_object(Bucket=bucket, Key=key, Body=text.encode("utf-8"))
+        filesystem, path = filesystem_of(uri)
+        with filesystem.open_output_stream(path) as f:
+            f.write(text.encode("utf-8"))
         return
     path = local_path(uri)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -141,54 +168,49 @@ def write_text(uri: str, text: str) -> None:
 
 def delete_tree(uri: str) -> None:
     """Remove a folder and everything below it (a prefix on S3); absent is fine."""
-    if is_s3(uri):
-        bucket, key = split_s3(uri)
-        prefix = key.rstrip("/") + "/"
-        client = s3_client()
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
-            if keys:
-                client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
-        return
-    import shutil
-
-    shutil.rmtree(local_path(uri), ignore_errors=True)
+    filesystem, path = filesystem_of(uri)
+    try:
+        filesystem.delete_dir(path)
+    except FileNotFoundError:
+        pass
 
 
 def folder_exists(uri: str) -> bool:
     """A folder (on S3: any key under the prefix)."""
-    if is_s3(uri):
-        bucket, key = split_s3(uri)
-        page = s3_client().list_objects_v2(Bucket=bucket, Prefix=key.rstrip("/") + "/", MaxKeys=1)
-        return bool(page.get("KeyCount"))
-    return local_path(uri).is_dir()
+    from pyarrow import fs
+
+    filesystem, path = filesystem_of(uri)
+    return filesystem.get_file_info(path).type == fs.FileType.Directory
 
 
 def move_tree(src: str, dst: str) -> None:
     """Move a folder to a path that does not exist yet.
 
-    Locally one atomic rename. On S3 (no rename) every object is copied, then the source deleted;
-    a move interrupted half-way is finished by running it again.
+    Locally one atomic rename. On S3 (no rename) every object is copied server-side, then the
+    source deleted; a move interrupted half-way is finished by running it again.
     """
+    from pyarrow import fs
+
     if not is_s3(src):
         target = local_path(dst)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.rename(local_path(src), target)
         return
-    bucket, key = split_s3(src)
-    dst_bucket, dst_key = split_s3(dst)
-    prefix, dst_prefix = key.rstrip("/") + "/", dst_key.rstrip("/") + "/"
-    client = s3_client()
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for obj in page.get("Contents", []):
-            client.copy({"Bucket": bucket, "Key": obj["Key"]}, dst_bucket, dst_prefix + obj["Key"][len(prefix):])
+    filesystem, path = filesystem_of(src)
+    _, target = filesystem_of(dst)
+    for info in filesystem.get_file_info(fs.FileSelector(path, allow_not_found=True, recursive=True)):
+        if info.type == fs.FileType.File:
+            filesystem.copy_file(info.path, target + info.path[len(path):])
     delete_tree(src)
 
 
 def remove_if_empty(uri: str) -> None:
-    """Remove an empty local folder (S3 has no empty folders)."""
+    """Remove an empty folder (on S3, the empty directory marker pyarrow leaves after a delete)."""
     if not is_s3(uri):
         try:
             local_path(uri).rmdir()
         except OSError:
             pass
+        return
+    if folder_exists(uri) and not list_dir(uri):
+        delete_tree(uri)

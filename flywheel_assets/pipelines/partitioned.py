@@ -14,9 +14,9 @@ from flywheel_assets import settings
 from flywheel_assets.catalog.base import Catalog
 from flywheel_assets.catalog.discover import parquet_columns, part_datasets
 from flywheel_assets.catalog.names import Column, TableSpec, identifier, positive, snapshot_comment
-from flywheel_assets.core import publish, sizing, storage
+from flywheel_assets.core import publish, sizing
 from flywheel_assets.core.jobs import JOBS, PARTITIONED_PIPELINE, SNAPSHOT_FOLDERS, SplitJob
-from flywheel_assets.core.snapshots import list_snapshots
+from flywheel_assets.core.snapshots import list_snapshots, snapshot_path
 from flywheel_assets.partitions import snapshot_partitions
 from flywheel_assets.pipelines import catalog_checks
 from flywheel_assets.pipelines.common import table_metadata
@@ -59,7 +59,7 @@ def part_specs(root: str, database: str, prefix: str, snapshot: str, catalog: Ca
     for table in tables:
         folder = datasets[table]
         name = identifier(f"{prefix}{table}", "table")
-        partition = storage.join(folder, f"snapshot_dt={snapshot}")
+        partition = snapshot_path(folder, snapshot)
         if not sizing.data_files(partition):
             why = publish.part_table_skipped(folder, snapshot)
             if why:
@@ -106,7 +106,7 @@ def part_tables_asset(tables: TableSet) -> AssetsDefinition:
                            float(config.poll_interval_sec))
         else:
             for spec in specs.values():
-                catalog.add_partitions(database, spec.name, [(snapshot, storage.join(spec.location, f"snapshot_dt={snapshot}"))])
+                catalog.add_partitions(database, spec.name, [(snapshot, snapshot_path(spec.location, snapshot))])
         seconds = round(time.monotonic() - started, 3)
         context.log.info(f"part tables in {database}: {actions}; snapshot_dt={snapshot} registered in {seconds} s"
                          + (f"; skipped by the split: {skipped}" if skipped else ""))
@@ -119,7 +119,7 @@ def part_tables_asset(tables: TableSet) -> AssetsDefinition:
             registered = set(catalog.partition_values(database, spec.name))
             if snapshot not in registered:
                 raise Failure(f"snapshot_dt={snapshot} is not registered in {database}.{spec.name}")
-            rows = sizing.folder_stats(storage.join(spec.location, f"snapshot_dt={snapshot}")).rows
+            rows = sizing.folder_stats(snapshot_path(spec.location, snapshot)).rows
             yield MaterializeResult(
                 asset_key=key,
                 metadata={**table_metadata(spec, rows), "action": actions[t], "mode": config.mode,
