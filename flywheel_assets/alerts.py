@@ -63,11 +63,25 @@ def run_message(instance: DagsterInstance, run: DagsterRun, targets: AlertTarget
     ok = run.status == DagsterRunStatus.SUCCESS
     subject = f"flywheel {'succeeded' if ok else 'FAILED'}: {run.job_name} snapshot_dt={snapshot}"
     lines = [subject, f"run: {targets.ui_url.rstrip('/')}/runs/{run.run_id}"]
-    lines += [f"failed asset {step}: {error}" for step, error in failed.items()]
+    lines += [f"failed {failed_tables(instance, run.run_id, step)}: {error}" for step, error in failed.items()]
     if not ok and not failed:
         lines.append("no step failed: the run itself failed or was canceled (see the run page)")
     return {"subject": subject[:100], "text": "\n".join(lines), "snapshot_dt": snapshot, "run_id": run.run_id,
             "status": run.status.value, "failed_assets": failed}
+
+
+def failed_tables(instance: DagsterInstance, run_id: str, step: str, shown: int = 5) -> str:
+    """The assets (tables) a failed step was to materialize and did not: ``asset a, b`` or, for a
+    step of many tables, ``step ext_tables (27 tables: ext_ibe_01, ...)``."""
+    planned = instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED).records
+    done = instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION).records
+    made = {r.event_log_entry.dagster_event.asset_key for r in done}
+    keys = [r.event_log_entry.dagster_event.asset_key for r in planned
+            if r.event_log_entry.dagster_event.step_key == step]
+    names = [k.to_user_string() for k in keys if k not in made] or [step]
+    if len(names) <= shown:
+        return f"asset {', '.join(names)}"
+    return f"step {step} ({len(names)} tables: {', '.join(names[:shown])}, ...)"
 
 
 def send(targets: AlertTargets, message: dict, log=None) -> list[str]:

@@ -62,7 +62,7 @@ def split(spark, lake, job, snapshot="_NONE_", csv=None, target_mb=128, **kw):
     return run_split(spark, JOBS[job], kw.get("source", source), target, snapshot, mapping, int(target_mb * MB))
 
 
-def test_infobase_split_and_bucket_layout_rows_columns_metadata(spark, lake):
+def test_infobase_split_and_bucket_rows_columns_metadata(spark, lake):
     result = split(spark, lake, "infobase_split_and_bucket")
     assert result.snapshot == LATEST
     target = lake / settings.SPLIT_CLUSTER_INFOBASE
@@ -88,7 +88,7 @@ def test_infobase_split_and_bucket_layout_rows_columns_metadata(spark, lake):
     assert result.unmapped_columns == list(SMALL.odd_columns)
 
 
-def test_new_snapshot_replaces_previous_in_bucket_layout(spark, lake):
+def test_new_snapshot_replaces_previous_in_current_snapshot_layout(spark, lake):
     split(spark, lake, "addressable_bucket", snapshot=OLDEST)
     target = lake / settings.SPLIT_CLUSTER_ADDRESSABLE
     assert (target / "metadata" / "snapshot_dt.txt").read_text().strip() == OLDEST
