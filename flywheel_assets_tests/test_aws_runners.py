@@ -99,7 +99,8 @@ def test_uploaded_bundle_is_importable_on_its_own(deployed, tmp_path):
     assert out.stdout.splitlines()[1] == str(sorted(["addressable_bucket", "addressable_split_and_part",
                                                       "infobase_split_and_bucket", "infobase_split_and_part"]))
     names = zipfile.ZipFile(target).namelist()
-    assert "flywheel_assets/spark_jobs/split.py" in names and not any("definitions" in n for n in names)
+    assert {"flywheel_assets/spark_jobs/split.py", "flywheel_assets/core/jobs.py"} <= set(names)
+    assert not any(n.startswith(("flywheel_assets/pipelines", "flywheel_assets/definitions")) for n in names)
 
 
 @dataclass

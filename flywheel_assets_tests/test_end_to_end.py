@@ -18,7 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from dagster import AssetKey, DagsterInstance
+from dagster import AssetKey, DagsterEventType, DagsterInstance
 
 from flywheel_assets import settings
 from flywheel_assets_tests.conftest import SECRETS, leaked
@@ -162,6 +162,22 @@ def test_run_select_one_table_rebuilds_that_table_alone(unseen_lake, latest_run)
     assert {n for n in after if after[n] != before[n]} == {"bucketed_seg_beta"}  # a fresh version of that one only
     assert sorted((str(p), p.stat().st_mtime_ns)
                   for p in (unseen_lake / settings.SPLIT_CLUSTER_INFOBASE).rglob("*")) == split_before
+
+
+def test_selecting_one_split_table_runs_the_job_for_that_table_only(unseen_lake, latest_run):
+    home, _ = latest_run
+    part = unseen_lake / settings.SPLIT_PART_INFOBASE
+    before = {t.name: sorted(p.stat().st_mtime_ns for p in (t / "snapshot_dt=2024-06-01").iterdir())
+              for t in part.iterdir() if t.is_dir()}
+    proc = flywheel(home, unseen_lake, "run", "--snapshot", "2024-06-01", "--select", "split_part/seg_beta_a")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    after = {t.name: sorted(p.stat().st_mtime_ns for p in (t / "snapshot_dt=2024-06-01").iterdir())
+             for t in part.iterdir() if t.is_dir()}
+    assert {t for t in after if after[t] != before[t]} == {"seg_beta_a"}
+    instance = DagsterInstance.from_config(str(home / "dagster"))
+    run = instance.get_runs(limit=1)[0]
+    mats = instance.get_records_for_run(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION).records
+    assert [r.asset_materialization.asset_key.to_user_string() for r in mats] == ["split_part/seg_beta_a"]
 
 
 def test_older_snapshot_adds_a_partition_and_keeps_the_newer(unseen_lake, latest_run):
