@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dagster import (
     AssetKey,
@@ -94,7 +94,7 @@ class StepOutcome:
     step: str
     status: str
     tables: int = 0  # tables materialized
-    rows: int | None = None  # rows of those tables (split steps: the source's rows)
+    rows: list[int] = field(default_factory=list)  # rows of each of those tables
     files: int | None = None
     seconds: float | None = None
     error: str | None = None
@@ -108,10 +108,8 @@ def outcomes(instance: DagsterInstance, run_id: str, step_names: list[str]) -> l
         meta = {k: v.value for k, v in record.asset_materialization.metadata.items()}
         out = result.setdefault(event.step_key, StepOutcome(event.step_key, "SUCCESS"))
         out.status, out.tables = "SUCCESS", out.tables + 1
-        if "source_rows" in meta:
-            out.rows = meta["source_rows"]
-        elif "dagster/row_count" in meta:
-            out.rows = (out.rows or 0) + meta["dagster/row_count"]
+        if "dagster/row_count" in meta:
+            out.rows.append(meta["dagster/row_count"])
         if "files" in meta:
             out.files = (out.files or 0) + meta["files"]
     for record in instance.get_records_for_run(run_id, of_type=DagsterEventType.STEP_FAILURE).records:
@@ -127,11 +125,12 @@ def outcomes(instance: DagsterInstance, run_id: str, step_names: list[str]) -> l
 
 def print_summary(snapshot: str, run_id: str, rows: list[StepOutcome]) -> None:
     print(f"\nsnapshot_dt={snapshot}  run {run_id}")
-    print(f"{'step':<24} {'status':<8} {'tables':>6} {'rows':>9} {'files':>6} {'time':>8}")
+    print(f"{'step':<24} {'status':<8} {'tables':>6} {'rows/table':>11} {'files':>6} {'time':>8}")
     for r in rows:
         fmt = lambda v: "-" if v is None else str(v)  # noqa: E731
         secs = "-" if r.seconds is None else f"{r.seconds:.1f}s"
-        print(f"{r.step:<24} {r.status:<8} {r.tables:>6} {fmt(r.rows):>9} {fmt(r.files):>6} {secs:>8}")
+        per_table = "-" if not r.rows else str(r.rows[0]) if len(set(r.rows)) == 1 else f"{min(r.rows)}-{max(r.rows)}"
+        print(f"{r.step:<24} {r.status:<8} {r.tables:>6} {per_table:>11} {fmt(r.files):>6} {secs:>8}")
     for r in rows:
         if r.error:
             print(f"\n{r.step} failed: {r.error.strip()}")
