@@ -383,3 +383,25 @@ def test_tables_the_split_skipped_leave_the_catalog_consistent(spark, lake, cata
     assert meta["part_ibe_01_a"]["partition_registered"].value is False
     assert catalog.partition_values(catalog.database, "part_ibe_01_a") == [OLDEST]
     assert sorted(catalog.partition_values(catalog.database, "part_ibe_01")) == [OLDEST, LATEST]
+
+
+def test_list_tables_reads_all_tables_in_one_statement_as_describe_does(catalog, tmp_path):
+    """SHOW TABLE EXTENDED for every table at once gives what DESCRIBE gives table by table; a
+    table with a nested column (its schema prints over several lines) is described on its own."""
+    db = catalog.database
+    catalog.ensure_database(db)
+    catalog.sql(f"CREATE TABLE {db}.t_flat (customer_user_id string, n bigint, i int, s smallint, d decimal(12,2), "
+                f"day date, ok boolean) USING parquet LOCATION '{tmp_path / 'flat'}' COMMENT 'ext; snapshot_dt=2024-02-15'")
+    catalog.sql(f"CREATE TABLE {db}.t_nested (customer_user_id string, tags array<string>) USING parquet "
+                f"PARTITIONED BY (snapshot_dt string) LOCATION '{tmp_path / 'nested'}'")
+    catalog.sql(f"CREATE TABLE {db}.t_bucketed (customer_user_id string) USING parquet "
+                f"CLUSTERED BY (customer_user_id) INTO 4 BUCKETS LOCATION '{tmp_path / 'bucketed'}'")
+    listed = catalog.list_tables(db, "t_")
+    assert [t.name for t in listed] == ["t_bucketed", "t_flat", "t_nested"]
+    assert listed == [catalog.describe(db, t.name) for t in listed]
+    assert [c.type for c in listed[1].columns] == ["string", "bigint", "int", "smallint", "decimal(12,2)", "date",
+                                                   "boolean"]
+    assert (listed[0].bucket_columns, listed[0].num_buckets) == (["customer_user_id"], 4)
+    assert listed[2].partition_keys == ["snapshot_dt"] and listed[1].snapshot == "2024-02-15"
+    with pytest.raises(FlywheelInputError, match="table prefix"):
+        catalog.list_tables(db, "t_' OR '1")
