@@ -38,6 +38,10 @@ class Catalog(ConfigurableResource):
         """Create or update the table to match ``spec``; returns created/updated/unchanged/recreated."""
         raise NotImplementedError
 
+    def apply_tables(self, specs: list[TableSpec]) -> dict[str, str]:
+        """``apply_table`` for each spec; table name -> action. Engines override it to batch."""
+        return {spec.name: self.apply_table(spec) for spec in specs}
+
     def drop_table(self, database: str, table: str) -> bool:
         """Remove an external table's definition (its files stay); False if there was none."""
         raise NotImplementedError

@@ -195,8 +195,18 @@ class LocalCatalog(Catalog):
 
     def apply_table(self, spec: TableSpec) -> str:
         self.ensure_database(spec.database)
+        return self._apply(spec, self.describe(spec.database, spec.name, partitions=False))
+
+    def apply_tables(self, specs: list[TableSpec]) -> dict[str, str]:
+        """One listing per database for what exists, instead of a DESCRIBE per table."""
+        known = {}
+        for database in sorted({s.database for s in specs}):
+            self.ensure_database(database)
+            known[database] = {t.name: t for t in self.list_tables(database, partitions=False)}
+        return {s.name: self._apply(s, known[s.database].get(s.name)) for s in specs}
+
+    def _apply(self, spec: TableSpec, existing: TableInfo | None) -> str:
         name = qualified(spec.database, spec.name)
-        existing = self.describe(spec.database, spec.name, partitions=False)
         change = column_change(existing.columns, spec.columns) if existing else None
         recreate = existing is not None and (
             existing.location != spec.location

@@ -98,7 +98,8 @@ def ext_tables_asset(tables: TableSet) -> AssetsDefinition:
             record = publish.folder_publication(folder)
             specs[t] = TableSpec(database, name, folder, columns,
                                  comment=snapshot_comment("ext", snapshot, record and record.source_snapshot_dt))
-        actions = {t: catalog.apply_table(spec) for t, spec in specs.items()}
+        applied = catalog.apply_tables(list(specs.values()))
+        actions = {t: applied[spec.name] for t, spec in specs.items()}
         # A table the split skipped (missing_columns: skip_table) has no folder in this snapshot: its
         # ext table would read nothing, so it is dropped (the files of earlier snapshots are untouched).
         dropped = {t: catalog.drop_table(database, identifier(f"{config.table_prefix}{t}".lower(), "table"))

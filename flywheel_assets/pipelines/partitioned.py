@@ -52,6 +52,7 @@ def part_specs(root: str, database: str, prefix: str, snapshot: str, catalog: Ca
     skipped for this snapshot (missing_columns: skip_table) are returned apart: they get no partition."""
     specs, skipped = {}, {}
     datasets = part_datasets(root)
+    known = {t.name: t for t in catalog.list_tables(database, prefix, partitions=False)}  # one statement
     absent = [t for t in tables if t not in datasets]
     if absent:
         raise Failure(f"no partitioned dataset for {', '.join(absent)} under {root}: materialize the split-part "
@@ -67,7 +68,7 @@ def part_specs(root: str, database: str, prefix: str, snapshot: str, catalog: Ca
                 continue
             raise Failure(f"{name}: no data in {partition}; materialize the split-part step for {snapshot} first")
         columns = [c for c in parquet_columns(partition) if c.name != "snapshot_dt"]
-        existing = catalog.describe(database, name, partitions=False)
+        existing = known.get(name)
         if existing:
             known = {c.name: c.type for c in existing.columns}
             drift = [f"{c.name} ({known[c.name]} -> {c.type})" for c in columns if known.get(c.name, c.type) != c.type]
@@ -99,7 +100,8 @@ def part_tables_asset(tables: TableSet) -> AssetsDefinition:
         selected = {t: key for key, t in entries.items() if key in context.selected_asset_keys}
         specs, skipped = part_specs(lake.resolve(config.source_path), database, config.table_prefix, snapshot,
                                     catalog, sorted(selected))
-        actions = {t: catalog.apply_table(spec) for t, spec in specs.items()}
+        applied = catalog.apply_tables(list(specs.values()))
+        actions = {t: applied[spec.name] for t, spec in specs.items()}
         started = time.monotonic()
         if config.mode == "msck":
             catalog.repair(database, [s.name for s in specs.values()], positive(config.max_concurrency, "MAX_CONCURRENCY"),
