@@ -180,4 +180,9 @@ class LocalSpark(ConfigurableResource):
     remote: str = ""  # sc://host:port of an existing Spark Connect server
 
     def url(self) -> str:
+        """The server's address; a fresh server if the recorded one is not running (any more)."""
         return self.remote or SparkServer(self.home, self.master, self.driver_memory).ensure()
+
+    def log_path(self) -> str:
+        """Where the server's output goes ("" for a server of someone else's, ``remote``)."""
+        return "" if self.remote else str(Path(self.home) / "server.log")

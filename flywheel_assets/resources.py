@@ -125,7 +125,8 @@ class LocalSparkRunner(SparkJobRunner):
     server: LocalSpark
 
     def run(self, context: AssetExecutionContext, job: str, arguments: Mapping[str, str]) -> Sequence:
-        env = {"FLYWHEEL_SPARK_RUNTIME": "local", "FLYWHEEL_SPARK_REMOTE": self.server.url()}
+        env = {"FLYWHEEL_SPARK_RUNTIME": "local", "FLYWHEEL_SPARK_REMOTE": self.server.url(),
+               "FLYWHEEL_SPARK_LOG": self.server.log_path()}
         command = [sys.executable, str(script_path(job)), *job_arguments(arguments)]
         context.log.info(f"running {job} on local Spark: {' '.join(command[1:])}")
         try:

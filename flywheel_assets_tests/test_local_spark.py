@@ -61,3 +61,37 @@ def test_metastore_locked_by_another_jvm_is_waited_for_then_reported(tmp_path):
         (tmp_path / "second.json").rename(tmp_path / "server.json")
         second.stop()
         first.stop()
+
+
+def test_a_server_that_dies_mid_step_fails_fast_and_the_next_step_gets_a_fresh_one(tmp_path):
+    """Killed (a JVM crash, the OOM killer): a client of it fails within seconds naming the server
+    and its log, instead of retrying silently for 10 minutes; the next step starts a new server
+    on the same metastore and finds its tables."""
+    import os
+    import signal
+    import time
+
+    import pytest
+
+    from flywheel_assets.catalog.local import LocalCatalog, close_sessions
+    from flywheel_assets.local_spark import LocalSpark
+    from flywheel_assets.spark_jobs.runtime import SparkServerGone
+
+    server = LocalSpark(home=str(tmp_path), master="local[1]", driver_memory="1g")
+    catalog = LocalCatalog(database="t_dies", server=server)
+    try:
+        catalog.ensure_database("t_dies")
+        session = catalog.spark  # a step's session, obtained before the server dies
+        state = json.loads((tmp_path / "server.json").read_text())
+        os.killpg(state["pid"], signal.SIGKILL)
+        started = time.monotonic()
+        with pytest.raises(SparkServerGone, match=rf"the Spark server at sc://127.0.0.1:{state['port']} stopped while "
+                                                  rf"this step ran .*its log: {tmp_path}/server.log"):
+            session.sql("SHOW DATABASES").collect()
+        assert time.monotonic() - started < 20
+        assert catalog.spark.catalog.databaseExists("t_dies")  # the next step: a fresh server, same metastore
+        fresh = json.loads((tmp_path / "server.json").read_text())
+        assert fresh["pid"] != state["pid"]
+    finally:
+        close_sessions(*[f"sc://127.0.0.1:{s['port']}" for s in (state, locals().get("fresh")) if s])
+        SparkServer(tmp_path).stop()

@@ -21,6 +21,7 @@ from flywheel_assets.catalog.names import (
     quote,
 )
 from flywheel_assets.local_spark import LocalSpark
+from flywheel_assets.spark_jobs.runtime import fail_fast_when_gone
 from flywheel_assets.core import storage
 from flywheel_assets.core.errors import FlywheelInputError
 
@@ -60,7 +61,7 @@ def wait_for_metastore(session, url: str, wait_s: float = METASTORE_WAIT_S, say=
             time.sleep(2)
 
 
-def _session(url: str):
+def _session(url: str, log: str = ""):
     from pyspark.sql import SparkSession
 
     if url in _sessions:
@@ -70,16 +71,22 @@ def _session(url: str):
     for name in ("pyspark", "SQLQueryContextLogger"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
     session = SparkSession.builder.remote(url).create()
+    fail_fast_when_gone(session, url, log)
     wait_for_metastore(session, url)
     _sessions[url] = session
     return session
 
 
-def close_sessions() -> None:
-    """Close this process's client sessions (before their server goes away, or the client retries)."""
-    for session in list(_sessions.values()):
-        session.stop()
-    _sessions.clear()
+def close_sessions(*urls: str) -> None:
+    """Close this process's client sessions (of ``urls``, default all); one whose server is gone
+    is dropped all the same."""
+    for url in urls or list(_sessions):
+        session = _sessions.pop(url, None)
+        try:
+            if session is not None:
+                session.stop()
+        except Exception:  # noqa: BLE001 - its server is gone: nothing left to release
+            pass
 
 
 def _columns_sql(columns: list[Column]) -> str:
@@ -136,7 +143,7 @@ class LocalCatalog(Catalog):
 
     @property
     def spark(self):
-        return _session(self.server.url())
+        return _session(self.server.url(), self.server.log_path())
 
     def sql(self, statement: str):
         return self.spark.sql(statement)

@@ -26,6 +26,38 @@ def spark_path(uri: str) -> str:
     return uri
 
 
+class SparkServerGone(RuntimeError):
+    """The Spark Connect server stopped answering: it is not listening any more."""
+
+
+def server_listening(url: str) -> bool:
+    """Whether anything accepts connections at ``sc://host:port``."""
+    import socket
+
+    host, _, port = url.split("://", 1)[-1].split("/", 1)[0].rpartition(":")
+    with socket.socket() as s:
+        s.settimeout(2)
+        return s.connect_ex((host, int(port))) == 0
+
+
+def fail_fast_when_gone(session, url: str, log: str = "") -> None:
+    """Spark Connect clients retry an unavailable server for about 10 minutes, silently; a local
+    server that died (killed, out of memory) never comes back at that address. Retry only while
+    the server still listens, and otherwise fail at once saying which server and where its log is."""
+    from pyspark.sql.connect.client.retries import DefaultPolicy
+
+    class StopWhenGone(DefaultPolicy):
+        def can_retry(self, e: BaseException) -> bool:
+            if super().can_retry(e) and not server_listening(url):
+                where = f"; its log: {log}" if log else ""
+                raise SparkServerGone(
+                    f"the Spark server at {url} stopped while this step ran (killed, or out of memory?){where}. "
+                    "The next step or run starts a fresh local server.") from e
+            return super().can_retry(e)
+
+    session.client.set_retry_policies([StopWhenGone()])
+
+
 def spark_session(app_name: str):
     from pyspark.sql import SparkSession
 
@@ -33,7 +65,9 @@ def spark_session(app_name: str):
     remote = os.environ.get("FLYWHEEL_SPARK_REMOTE")
     master = os.environ.get("FLYWHEEL_SPARK_MASTER")
     if remote:
-        builder = builder.remote(remote)
+        session = builder.remote(remote).getOrCreate()
+        fail_fast_when_gone(session, remote, os.environ.get("FLYWHEEL_SPARK_LOG", ""))
+        return session
     elif master:  # a driver of our own (spark:// cluster, or local[N] without the server)
         builder = (
             builder.master(master)
