@@ -32,7 +32,8 @@ def steps() -> dict[str, list[str]]:
     graph = defs.resolve_asset_graph()
     for key in sorted(graph.materializable_asset_keys, key=lambda k: k.to_user_string()):
         out.setdefault(defs.resolve_assets_def(key).node_def.name, []).append(key.to_user_string())
-    order = [j.step for j in JOBS.values()] + ["ext_tables", "bucketed_tables", "part_tables", "cleanrooms_report"]
+    order = [j.step for j in JOBS.values()] + ["ext_tables", "bucketed_tables", "part_tables", "part_addressable_ids_er",
+                                              "cleanrooms_report"]
     return dict(sorted(out.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
 
 

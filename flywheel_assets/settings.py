@@ -17,6 +17,7 @@ from flywheel_assets.core.jobs import (  # noqa: E402,F401 (re-exported: setting
     ADDRESSABLE_RAW,
     BUCKETED_BASE,
     GLUE_JOB_PREFIX,
+    IDENTITY_BASE,
     INFOBASE_BUCKET_MAPPING,
     INFOBASE_PART_MAPPING,
     INFOBASE_RAW,

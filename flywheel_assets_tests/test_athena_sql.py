@@ -47,8 +47,11 @@ def ctas_parts(sql: str) -> dict:
                                      else int(value.name) if value.is_int else value.name)
     select = create.expression
     source = select.find(exp.From).this
-    return {**properties, "table": (create.this.db, create.this.name), "columns": [c.name for c in select.selects],
-            "source": (source.db, source.name)}
+    where = select.args.get("where")
+    return {**properties, "table": (create.this.db, create.this.name),
+            "columns": [c.alias_or_name for c in select.selects], "source": (source.db, source.name),
+            **({"distinct": True} if select.args.get("distinct") else {}),
+            **({"where": where.this.sql("athena")} if where else {})}
 
 
 def test_bucketed_ctas_is_valid_athena_sql_with_snappy_and_the_key_first():
@@ -62,6 +65,20 @@ def test_bucketed_ctas_is_valid_athena_sql_with_snappy_and_the_key_first():
         "bucketed_by": ["customer_user_id"], "bucket_count": 256,
         "table": ("omc_flywheel_prod", "bucketed_ibe_01__staging_1a2b3c4d"),
         "columns": ["customer_user_id", "ibe1802", "ibe2025_01"], "source": ("omc_flywheel_prod", "ext_ibe_01")}
+
+
+def test_identity_ctas_selects_each_key_of_one_snapshot_once_as_its_row_id():
+    sql = athena_sql.identity_ctas("omc_flywheel_prod", "part_addressable_ids_er__staging_1a2b3c4d",
+                                   "s3://omc-flywheel-data/omc_cleanroom_data/identity/acx_ids_cur/v20240215T000000_1a",
+                                   ("omc_flywheel_prod", "part_addressable_ids"), "2024-02-15")
+    assert ctas_parts(sql) == {
+        "format": "PARQUET", "parquet_compression": "SNAPPY",
+        "external_location": "s3://omc-flywheel-data/omc_cleanroom_data/identity/acx_ids_cur/v20240215T000000_1a/",
+        "table": ("omc_flywheel_prod", "part_addressable_ids_er__staging_1a2b3c4d"),
+        "columns": ["row_id", "customer_user_id"], "source": ("omc_flywheel_prod", "part_addressable_ids"),
+        "distinct": True, "where": "\"snapshot_dt\" = '2024-02-15' AND NOT \"customer_user_id\" IS NULL"}
+    with pytest.raises(FlywheelInputError, match="not a YYYY-MM-DD date"):
+        athena_sql.identity_ctas("db", "t", "s3://bucket/x", ("db", "part_addressable_ids"), "2024-02-15' OR '1'='1")
 
 
 def test_msck_repair_is_a_valid_statement_on_one_table():

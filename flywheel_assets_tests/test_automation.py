@@ -147,7 +147,7 @@ def test_late_older_snapshot_runs_only_the_partitioned_pipeline(tmp_path):
     assert request.partition_key == "2024-01-15"
     selected = {k.to_user_string() for k in request.asset_selection}
     assert selected == {"split_part/ibe_01", "split_part/addressable_ids", "part_ibe_01", "part_addressable_ids",
-                        "cleanrooms_report"}
+                        "part_addressable_ids_er", "cleanrooms_report"}
     assert json.loads(late.cursor) == ["2024-01-15", "2024-03-15"]
 
 
@@ -234,7 +234,7 @@ def test_ui_graphql_shows_both_pipelines_and_the_running_sensor(tmp_path):
     assert {k for k, g in groups.items() if g == "bucketed_pipeline"} == {
         f"{stage}{t}" for t in tables for stage in ("split_cluster/", "ext_", "bucketed_")}
     assert {k for k, g in groups.items() if g == "partitioned_pipeline"} == {
-        f"{stage}{t}" for t in tables for stage in ("split_part/", "part_")}
+        f"{stage}{t}" for t in tables for stage in ("split_part/", "part_")} | {"part_addressable_ids_er"}
     assert groups["cleanrooms_report"] == "reporting"
     assert {k for k, g in groups.items() if g == "raw_sources"} == {
         "raw/infobase_attributes", "raw/addressable_ids_compaction", "raw/addressable_ids"}

@@ -143,7 +143,8 @@ def athena_ctas_stand_in(aws_catalog):
                 "Name": table, "TableType": "EXTERNAL_TABLE", "Parameters": {"has_encrypted_data": "false"},
                 "StorageDescriptor": {"Columns": [{"Name": c, "Type": "string"} for c in parts["columns"]],
                                       "Location": parts["external_location"],
-                                      "BucketColumns": parts["bucketed_by"], "NumberOfBuckets": parts["bucket_count"]}})
+                                      "BucketColumns": parts.get("bucketed_by", []),
+                                      "NumberOfBuckets": parts.get("bucket_count", 0)}})
             key = parts["external_location"].split(f"s3://{BUCKET}/", 1)[1] + "00000_0.parquet"
             put_parquet(key, pa.table({"customer_user_id": ["a"]}))
     return seen, on_start
@@ -243,3 +244,28 @@ def test_msck_repair_mode_submits_one_statement_per_table(aws, monkeypatch):
     route(monkeypatch, "athena", athena)
     aws.repair(DB, ["part_a", "part_b", "part_c"], max_concurrency=2, poll_interval=0.01)
     assert sorted(submitted) == [f"MSCK REPAIR TABLE `{DB}`.`part_{x}`" for x in "abc"]
+
+
+def test_entity_resolution_table_ctas_then_atomic_swap(aws, monkeypatch):
+    put_parquet("omc_cleanroom_data/split_part/addressable_ids/snapshot_dt=2024-02-15/part-0.parquet",
+                pa.table({"customer_user_id": ["a", "a", "b"], "maid": ["m1", "m2", "m3"]}))
+    materialize_on_aws(aws, ["part_tables"], "2024-02-15", selection=[AssetKey("part_addressable_ids")])
+    athena = boto3.client("athena")
+    seen, on_start = athena_ctas_stand_in(aws)
+    athena.meta.events.register("provide-client-params.athena.StartQueryExecution", on_start)
+    route(monkeypatch, "athena", athena)
+    locations = []
+    for _ in range(2):
+        materialize_on_aws(aws, ["part_addressable_ids_er"], "2024-02-15")
+        locations.append(aws.describe(DB, "part_addressable_ids_er").location)
+    from flywheel_assets_tests.test_athena_sql import ctas_parts
+
+    ctas = [ctas_parts(p["QueryString"]) for p in seen if p["QueryString"].startswith("CREATE TABLE")]
+    assert [(c["columns"], c["source"], c["distinct"], c["where"]) for c in ctas] == [(
+        ["row_id", "customer_user_id"], (DB, "part_addressable_ids"), True,
+        "\"snapshot_dt\" = '2024-02-15' AND NOT \"customer_user_id\" IS NULL")] * 2
+    assert locations[0] != locations[1] and all(
+        loc.startswith(f"s3://{BUCKET}/omc_cleanroom_data/identity/acx_ids_cur/v") for loc in locations)
+    info = aws.describe(DB, "part_addressable_ids_er")
+    assert info.snapshot == "2024-02-15" and [c.name for c in info.columns] == ["row_id", "customer_user_id"]
+    assert [t.name for t in aws.list_tables(DB, "part_addressable_ids_er")] == ["part_addressable_ids_er"]  # no staging

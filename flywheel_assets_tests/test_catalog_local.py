@@ -405,3 +405,38 @@ def test_list_tables_reads_all_tables_in_one_statement_as_describe_does(catalog,
     assert listed[2].partition_keys == ["snapshot_dt"] and listed[1].snapshot == "2024-02-15"
     with pytest.raises(FlywheelInputError, match="table prefix"):
         catalog.list_tables(db, "t_' OR '1")
+
+
+def test_entity_resolution_table_is_rebuilt_for_each_snapshot_and_swapped_in(spark, lake, catalog):
+    """part_addressable_ids_er: each key of the snapshot once, as its row_id; a new snapshot gets a
+    fresh folder and one catalog update; the previous version stays for its readers, older go."""
+    db = catalog.database
+    for snap in (OLDEST, LATEST):
+        publish_split(spark, lake, snap)
+        materialize_catalog(lake, catalog, snap, selection=["part_tables"])
+    er = step(assets_of(lake), "part_addressable_ids_er")
+    versions = lake / settings.IDENTITY_BASE
+    locations = []
+    for snap in (OLDEST, LATEST, LATEST):
+        instance = DagsterInstance.ephemeral()
+        instance.add_dynamic_partitions("snapshot_dt", [snap])
+        result = materialize([er], partition_key=snap, instance=instance,
+                             resources={"lake": Lake(data_root=str(lake)), "catalog": catalog})
+        assert [c.passed for c in result.get_asset_check_evaluations()] == [True]
+        info = catalog.describe(db, "part_addressable_ids_er")
+        locations.append(info.location)
+        assert [(c.name, c.type) for c in info.columns] == [("row_id", "string"), ("customer_user_id", "string")]
+        assert info.snapshot == snap
+        keys = catalog.query(f"SELECT count(DISTINCT customer_user_id) FROM {db}.part_addressable_ids "
+                             f"WHERE snapshot_dt = '{snap}'")[1][0][0]
+        assert catalog.query(f"SELECT count(*), count(DISTINCT row_id), sum(CASE WHEN row_id = customer_user_id "
+                             f"THEN 1 ELSE 0 END) FROM {db}.part_addressable_ids_er")[1] == [(keys, keys, keys)]
+        assert materialized(result)["part_addressable_ids_er"]["dagster/row_count"].value == keys
+    assert len(set(locations)) == 3  # a fresh folder each time
+    assert sorted(str(p) + "/" for p in versions.iterdir()) == sorted(locations[1:])  # the previous one kept
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("snapshot_dt", ["2030-01-01"])
+    missing = materialize([er], partition_key="2030-01-01", instance=instance, raise_on_error=False,
+                          resources={"lake": Lake(data_root=str(lake)), "catalog": catalog})
+    assert "has no partition snapshot_dt=2030-01-01: materialize part_addressable_ids first" in failure_message(missing)
+    assert catalog.describe(db, "part_addressable_ids_er").location == locations[-1]  # untouched

@@ -34,7 +34,7 @@ def test_every_table_is_an_asset_with_lineage_from_raw_source_to_bucketed_and_re
     assert {k for k, g in groups.items() if g == "bucketed_pipeline"} == {
         f"{stage}{t}" for t in tables for stage in ("split_cluster/", "ext_", "bucketed_")}
     assert {k for k, g in groups.items() if g == "partitioned_pipeline"} == {
-        f"{stage}{t}" for t in tables for stage in ("split_part/", "part_")}
+        f"{stage}{t}" for t in tables for stage in ("split_part/", "part_")} | {"part_addressable_ids_er"}
     assert groups["cleanrooms_report"] == "reporting"
     parents = {k.to_user_string(): sorted(p.to_user_string() for p in graph.get(k).parent_keys)
                for k in graph.get_all_asset_keys()}
@@ -45,6 +45,7 @@ def test_every_table_is_an_asset_with_lineage_from_raw_source_to_bucketed_and_re
     assert parents["split_part/addressable_ids"] == ["raw/addressable_ids"]
     assert parents["part_ibe_08"] == ["split_part/ibe_08"]
     assert parents["cleanrooms_report"] == sorted(f"part_{t}" for t in tables)
+    assert parents["part_addressable_ids_er"] == ["part_addressable_ids"]
     assert defs.resolve_schedule_def("monthly_cleanrooms_report").default_status.value == "STOPPED"
     for key in graph.materializable_asset_keys:
         partitions = graph.get(key).partitions_def
@@ -52,7 +53,7 @@ def test_every_table_is_an_asset_with_lineage_from_raw_source_to_bucketed_and_re
     # one step per run-book job and catalog step, each can materialize any subset of its tables
     steps = {defs.resolve_assets_def(k).node_def.name for k in graph.materializable_asset_keys}
     assert steps == {"infobase_split", "addressable_bucket", "infobase_split_part", "addressable_split_part",
-                     "ext_tables", "bucketed_tables", "part_tables", "cleanrooms_report"}
+                     "ext_tables", "bucketed_tables", "part_tables", "part_addressable_ids_er", "cleanrooms_report"}
     assert defs.resolve_assets_def(AssetKey("bucketed_ibe_08")).can_subset
     checks = {c.name for c in defs.resolve_assets_def(AssetKey(["split_cluster", "ibe_08"])).check_specs
               if c.asset_key == AssetKey(["split_cluster", "ibe_08"])}

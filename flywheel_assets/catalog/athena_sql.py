@@ -7,7 +7,7 @@ real SQL parser in the Athena dialect (sqlglot), since moto accepts any text wit
 
 from __future__ import annotations
 
-from flywheel_assets.catalog.names import column_name, identifier, location, positive
+from flywheel_assets.catalog.names import column_name, identifier, location, partition_value, positive
 from flywheel_assets.core.errors import FlywheelInputError
 
 
@@ -26,6 +26,18 @@ def bucketed_ctas(database: str, table: str, external_location: str, source: tup
         f"bucketed_by = ARRAY['{key}'], bucket_count = {positive(bucket_count, 'BUCKET_COUNT', 100_000)}) "
         f"AS SELECT {', '.join(f'{chr(34)}{c}{chr(34)}' for c in ordered)} "
         f'FROM "{identifier(source[0])}"."{identifier(source[1])}"'
+    )
+
+
+def identity_ctas(database: str, table: str, external_location: str, source: tuple[str, str], snapshot: str) -> str:
+    """CREATE TABLE ... AS SELECT of the Entity Resolution input: each customer_user_id of one
+    snapshot once, as its own row_id (unique IDs, as Entity Resolution's one-to-one matching needs)."""
+    return (
+        f'CREATE TABLE "{identifier(database)}"."{identifier(table)}" WITH ('
+        f"format = 'PARQUET', parquet_compression = 'SNAPPY', external_location = '{location(external_location)}') "
+        f'AS SELECT DISTINCT "customer_user_id" AS "row_id", "customer_user_id" '
+        f'FROM "{identifier(source[0])}"."{identifier(source[1])}" '
+        f"WHERE \"snapshot_dt\" = '{partition_value(snapshot)}' AND \"customer_user_id\" IS NOT NULL"
     )
 
 

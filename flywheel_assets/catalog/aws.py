@@ -209,17 +209,27 @@ class GlueAthenaCatalog(Catalog):
 
     def replace_bucketed(self, database: str, name: str, source: tuple[str, str], location_base: str,
                          bucket_column: str, bucket_count: int, comment: str, writers: int = 0) -> None:
-        glue = self._client("glue")
-        staging = identifier(f"{name}__staging_{uuid.uuid4().hex[:8]}", "table")
-        new_location = _s3_location(storage.join(location_base, f"v{time.strftime('%Y%m%dT%H%M%S')}_{uuid.uuid4().hex[:8]}"))
         staged = self.describe(source[0], source[1], partitions=False)
         if staged is None:
             raise AthenaQueryError(f"{source[0]}.{source[1]} does not exist: materialize ext_tables first")
-        # Athena CTAS writes into an empty, fresh location; the final table is switched only after.
-        ctas = athena_sql.bucketed_ctas(database, staging, new_location, source, [c.name for c in staged.columns],
-                                        bucket_column, bucket_count)
+        columns = [c.name for c in staged.columns]
+        self._replace(database, name, location_base, comment, lambda staging, new_location: athena_sql.bucketed_ctas(
+            database, staging, new_location, source, columns, bucket_column, bucket_count))
+
+    def replace_identity_table(self, database: str, name: str, source: tuple[str, str], snapshot: str,
+                               location_base: str, comment: str) -> None:
+        self._replace(database, name, location_base, comment, lambda staging, new_location: athena_sql.identity_ctas(
+            database, staging, new_location, source, snapshot))
+
+    def _replace(self, database: str, name: str, location_base: str, comment: str, ctas) -> None:
+        """Athena CTAS (``ctas(staging table, location)``) into an empty, fresh location, then one
+        Glue update points the table at it; the previous version's folder is kept for its readers."""
+        glue = self._client("glue")
+        staging = identifier(f"{name}__staging_{uuid.uuid4().hex[:8]}", "table")
+        new_location = _s3_location(storage.join(location_base, f"v{time.strftime('%Y%m%dT%H%M%S')}_{uuid.uuid4().hex[:8]}"))
+        existing = None
         try:
-            self.run_sql(ctas, database)
+            self.run_sql(ctas(staging, new_location), database)
             built = glue.get_table(DatabaseName=database, Name=staging)["Table"]
             sd = {**built["StorageDescriptor"], "Location": new_location}
             table_input = {"Name": name, "Description": comment, "TableType": "EXTERNAL_TABLE",

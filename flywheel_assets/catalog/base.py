@@ -38,6 +38,12 @@ class Catalog(ConfigurableResource):
         """Create or update the table to match ``spec``; returns created/updated/unchanged/recreated."""
         raise NotImplementedError
 
+    def replace_identity_table(self, database: str, name: str, source: tuple[str, str], snapshot: str,
+                               location_base: str, comment: str) -> None:
+        """Rebuild the Entity Resolution input table (``row_id``, ``customer_user_id``: each key of
+        ``source``'s partition ``snapshot`` once) into a fresh folder, then swap it in atomically."""
+        raise NotImplementedError
+
     def apply_tables(self, specs: list[TableSpec]) -> dict[str, str]:
         """``apply_table`` for each spec; table name -> action. Engines override it to batch."""
         return {spec.name: self.apply_table(spec) for spec in specs}

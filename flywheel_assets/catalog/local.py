@@ -280,31 +280,43 @@ class LocalCatalog(Catalog):
 
     def replace_bucketed(self, database: str, name: str, source: tuple[str, str], location_base: str,
                          bucket_column: str, bucket_count: int, comment: str, writers: int = 0) -> None:
-        final, src = qualified(database, name), qualified(*source)
-        staging = qualified(database, identifier(f"{name}__staging"))
         column, count = quote(bucket_column), positive(bucket_count, "BUCKET_COUNT", 100_000)
-        new_location = location(storage.join(location_base, f"v{time.strftime('%Y%m%dT%H%M%S')}_{uuid.uuid4().hex[:8]}"))
-        bucketing = f"USING PARQUET CLUSTERED BY ({column}) INTO {count} BUCKETS"
         writers = positive(writers or count, "writers", count)
+        # hash-partitioning into a divisor of the bucket count: each bucket in one task, one file
+        self._replace(database, name, location_base, comment,
+                      f"USING PARQUET CLUSTERED BY ({column}) INTO {count} BUCKETS",
+                      f"SELECT /*+ REPARTITION({writers}, {column}) */ * FROM {qualified(*source)}",
+                      lambda existing: (existing.bucket_columns, existing.num_buckets) == ([bucket_column], count))
+
+    def replace_identity_table(self, database: str, name: str, source: tuple[str, str], snapshot: str,
+                               location_base: str, comment: str) -> None:
+        self._replace(database, name, location_base, comment, "USING PARQUET",
+                      f"SELECT DISTINCT customer_user_id AS row_id, customer_user_id FROM {qualified(*source)} "
+                      f"WHERE snapshot_dt = '{partition_value(snapshot)}' AND customer_user_id IS NOT NULL",
+                      lambda existing: not existing.num_buckets)
+
+    def _replace(self, database: str, name: str, location_base: str, comment: str, storage_clause: str,
+                 select: str, same_layout) -> None:
+        """Build the table from ``select`` into a fresh folder under ``location_base``, then point
+        the table at it; the previous version's folder is kept for readers still on it."""
+        final = qualified(database, name)
+        staging = qualified(database, identifier(f"{name}__staging"))
+        new_location = location(storage.join(location_base, f"v{time.strftime('%Y%m%dT%H%M%S')}_{uuid.uuid4().hex[:8]}"))
         self.sql(f"DROP TABLE IF EXISTS {staging}")
-        try:  # hash-partitioning into a divisor of the bucket count: each bucket in one task, one file
-            self.sql(
-                f"CREATE TABLE {staging} {bucketing} LOCATION '{new_location}' "
-                f"AS SELECT /*+ REPARTITION({writers}, {column}) */ * FROM {src}"
-            )
+        try:
+            self.sql(f"CREATE TABLE {staging} {storage_clause} LOCATION '{new_location}' AS {select}")
         except Exception:
             self.sql(f"DROP TABLE IF EXISTS {staging}")
             storage.delete_tree(new_location)
             raise
         built = self.describe(database, f"{name}__staging", partitions=False)
         existing = self.describe(database, name, partitions=False)
-        same_shape = existing is not None and existing.columns == built.columns and (
-            existing.bucket_columns, existing.num_buckets) == ([bucket_column], count)
-        if same_shape:  # one metastore update: readers see the old files or the new ones
+        if existing is not None and existing.columns == built.columns and same_layout(existing):
+            # one metastore update: readers see the old files or the new ones
             self.sql(f"ALTER TABLE {final} SET LOCATION '{new_location}'")
         else:  # the schema changed: a short window without the table, noted in the README
             self.sql(f"DROP TABLE IF EXISTS {final}")
-            self.sql(f"CREATE TABLE {final} ({_columns_sql(built.columns)}) {bucketing} LOCATION '{new_location}'")
+            self.sql(f"CREATE TABLE {final} ({_columns_sql(built.columns)}) {storage_clause} LOCATION '{new_location}'")
         self.sql(f"ALTER TABLE {final} SET TBLPROPERTIES ('comment' = '{comment_text(comment)}')")
         self.sql(f"DROP TABLE {staging}")
         keep = {new_location, existing.location if existing else None}

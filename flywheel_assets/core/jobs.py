@@ -26,6 +26,7 @@ INFOBASE_BUCKET_MAPPING = "omc_cleanroom_data/omc_flywheel_infobase_table_split_
 INFOBASE_PART_MAPPING = "omc_cleanroom_data/omc_flywheel_infobase_table_split_part.csv"
 ADDRESSABLE_PART_MAPPING = "omc_cleanroom_data/omc_flywheel_addressable_ids_table_split_part.csv"
 BUCKETED_BASE = "omc_cleanroom_data/cleanroom_tables/bucketed/"
+IDENTITY_BASE = "omc_cleanroom_data/identity/acx_ids_cur/"  # the Entity Resolution input table's files
 
 # The two layouts of a split job's output. SNAPSHOT_FOLDERS: <target>/<table>/snapshot_dt=<d>/,
 # every snapshot kept (the run book's "part" tables). CURRENT_SNAPSHOT: <target>/<TABLE>/ holding

@@ -7,13 +7,24 @@ the snapshot's partition registered) -> cleanrooms_report.
 import time
 from typing import Literal, Optional
 
-from dagster import AssetExecutionContext, AssetsDefinition, AssetSpec, Config, Failure, MaterializeResult, multi_asset
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetsDefinition,
+    AssetSpec,
+    Config,
+    Failure,
+    MaterializeResult,
+    asset,
+    multi_asset,
+)
 from pydantic import Field
 
 from flywheel_assets import settings
 from flywheel_assets.catalog.base import Catalog
 from flywheel_assets.catalog.discover import parquet_columns, part_datasets
-from flywheel_assets.catalog.names import Column, TableSpec, identifier, positive, snapshot_comment
+from flywheel_assets.catalog.names import Column, TableSpec, identifier, location, positive, snapshot_comment
 from flywheel_assets.core import publish, sizing
 from flywheel_assets.core.jobs import JOBS, PARTITIONED_PIPELINE, SNAPSHOT_FOLDERS, SplitJob
 from flywheel_assets.core.snapshots import list_snapshots, snapshot_path
@@ -133,8 +144,62 @@ def part_tables_asset(tables: TableSet) -> AssetsDefinition:
     return part_tables
 
 
+ER_TABLE = "part_addressable_ids_er"
+ER_CHECK = AssetCheckSpec("built_for_snapshot", asset=ER_TABLE, blocking=True,
+                          description="row_id and customer_user_id (strings) in a fresh folder under the identity "
+                          "location, with data files, and the partition's snapshot in the comment")
+
+
+class EntityResolutionConfig(Config):
+    database: Optional[str] = Field(default=None, description="catalog database (default: the catalog's)")
+    source_table: str = Field(default="part_addressable_ids", description="the addressable part table it reads")
+    location: str = Field(default=settings.IDENTITY_BASE, description="where its versions are written "
+                          "(production: omc_cleanroom_data/identity/acx_ids_cur/)")
+
+
+def er_problem(info, base: str, snapshot: str) -> str | None:
+    if info is None:
+        return "not registered"
+    if [(c.name, c.type) for c in info.columns] != [("row_id", "string"), ("customer_user_id", "string")]:
+        return f"columns {[(c.name, c.type) for c in info.columns]}"
+    if not info.location.startswith(location(base)) or not sizing.data_files(info.location):
+        return f"no data files in {info.location}, or outside {base}"
+    if info.snapshot != snapshot:
+        return f"comment says snapshot_dt={info.snapshot}"
+    return None
+
+
+def entity_resolution_asset(addressable: SplitJob) -> AssetsDefinition:
+    @asset(name=ER_TABLE, group_name=GROUP, partitions_def=snapshot_partitions, kinds={"catalog"},
+           deps=[catalog_key(addressable, "addressable_ids")], check_specs=[ER_CHECK],
+           description="Entity Resolution's input (row_id = customer_user_id, each key of the snapshot once), "
+           "rebuilt for every snapshot into a fresh folder and swapped in like the bucketed tables. Production's "
+           "script built it once and never refreshed it.")
+    def part_addressable_ids_er(context: AssetExecutionContext, config: EntityResolutionConfig, lake: Lake,
+                                catalog: Catalog) -> MaterializeResult:
+        snapshot = context.partition_key
+        database = identifier(config.database or catalog.database, "database")
+        source = (database, identifier(config.source_table, "source_table"))
+        if snapshot not in catalog.partition_values(*source):
+            raise Failure(f"{database}.{source[1]} has no partition snapshot_dt={snapshot}: materialize "
+                          f"{catalog_key(addressable, 'addressable_ids').to_user_string()} first")
+        base = lake.resolve(config.location)
+        catalog.replace_identity_table(database, ER_TABLE, source, snapshot, base,
+                                       snapshot_comment("entity resolution input; row_id = customer_user_id", snapshot))
+        info = catalog.describe(database, ER_TABLE, partitions=False)
+        problem = er_problem(info, base, snapshot)
+        rows = sizing.folder_stats(info.location).rows if info else None
+        return MaterializeResult(
+            metadata={**(table_metadata(info, rows) if info else {}), "snapshot_dt": snapshot},
+            check_results=[AssetCheckResult(check_name=ER_CHECK.name, passed=problem is None,
+                                            metadata={"problem": problem or "none"})])
+
+    return part_addressable_ids_er
+
+
 def build(tables: TableSet) -> list[AssetsDefinition]:
     jobs = [j for j in JOBS.values() if j.layout == SNAPSHOT_FOLDERS and tables.tables(j)]
     if not jobs:
         return []
-    return [*(split_assets(j, tables.tables(j)) for j in jobs), part_tables_asset(tables)]
+    er = [entity_resolution_asset(j) for j in jobs if j.single_table == "addressable_ids"]
+    return [*(split_assets(j, tables.tables(j)) for j in jobs), part_tables_asset(tables), *er]
