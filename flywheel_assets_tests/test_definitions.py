@@ -44,7 +44,7 @@ def test_every_table_is_an_asset_with_lineage_from_raw_source_to_bucketed_and_re
     assert parents["split_cluster/addressable_ids"] == ["raw/addressable_ids_compaction"]
     assert parents["split_part/addressable_ids"] == ["raw/addressable_ids"]
     assert parents["part_ibe_08"] == ["split_part/ibe_08"]
-    assert parents["cleanrooms_report"] == sorted(f"part_{t}" for t in tables)
+    assert parents["cleanrooms_report"] == sorted([*(f"part_{t}" for t in tables), "part_addressable_ids_er"])
     assert parents["part_addressable_ids_er"] == ["part_addressable_ids"]
     assert defs.resolve_schedule_def("monthly_cleanrooms_report").default_status.value == "STOPPED"
     for key in graph.materializable_asset_keys:

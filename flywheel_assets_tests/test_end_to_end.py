@@ -263,7 +263,7 @@ def test_backfill_of_three_snapshots_materializes_and_registers_all(backfilled):
     instance = DagsterInstance.from_config(str(home / "dagster"))
     assert sorted(instance.get_dynamic_partitions("snapshot_dt")) == ["2023-11-30", "2024-02-29", "2024-06-01"]
     for asset in ("split_cluster/seg_beta", "ext_seg_beta", "bucketed_seg_beta", "split_part/seg_beta_a",
-                  "part_seg_beta_a", "part_addressable_ids", "cleanrooms_report"):
+                  "part_seg_beta_a", "part_addressable_ids", "part_addressable_ids_er", "cleanrooms_report"):
         partitions = instance.get_materialized_partitions(AssetKey.from_user_string(asset))
         assert partitions == {"2023-11-30", "2024-02-29", "2024-06-01"}, asset
     from flywheel_assets.catalog.local import LocalCatalog
@@ -322,8 +322,10 @@ def test_run_writes_the_readiness_report_locally(latest_run):
     assert report["sections"]["tables"]["status"] == "ok"
     assert report["sections"]["configured_tables"]["status"] == "not_queried"
     rows = list(csv.DictReader(next(f for f in files if f.name.endswith("_Tables.csv")).open()))
-    assert sorted(r["table_name"] for r in rows) == ["part_addressable_ids", "part_seg_alpha_a", "part_seg_beta_a",
-                                                     "part_seg_gamma_a"]
+    assert sorted(r["table_name"] for r in rows) == ["part_addressable_ids", "part_addressable_ids_er", "part_seg_alpha_a",
+                                                     "part_seg_beta_a", "part_seg_gamma_a"]
+    identity = {r["table_name"]: r["ready_for_analysis"] for r in rows if "addressable" in r["table_name"]}
+    assert identity == {"part_addressable_ids": "excluded", "part_addressable_ids_er": "excluded"}
 
 
 def test_no_credentials_anywhere(unseen_lake, latest_run):

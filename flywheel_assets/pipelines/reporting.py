@@ -27,7 +27,7 @@ from flywheel_assets.catalog.names import identifier
 from flywheel_assets.cleanrooms import build_report, write_report
 from flywheel_assets.partitions import snapshot_partitions
 from flywheel_assets.pipelines.keys import catalog_key
-from flywheel_assets.pipelines.partitioned import snapshot_folder_tables
+from flywheel_assets.pipelines.partitioned import ER_TABLE, snapshot_folder_tables
 from flywheel_assets.tables import TableSet
 from flywheel_assets.resources import CleanRoomsReporting
 
@@ -63,7 +63,9 @@ def cleanrooms_report_asset(tables: TableSet) -> AssetsDefinition:
     @asset(
         partitions_def=snapshot_partitions,
         group_name=GROUP,
-        deps=[catalog_key(job, t) for job, t in snapshot_folder_tables(tables)],
+        # every part_ table it reports on, the Entity Resolution input included
+    deps=[*(catalog_key(job, t) for job, t in snapshot_folder_tables(tables)),
+          *([ER_TABLE] if any(job.single_table == "addressable_ids" for job, _ in snapshot_folder_tables(tables)) else [])],
         kinds={"cleanrooms", "json", "csv"},
         check_specs=[AssetCheckSpec("all_sections_queried", asset="cleanrooms_report",
                                     description="no report section failed (access denied, service error)")],
