@@ -56,7 +56,7 @@ class SplitConfig(Config):
     )
     missing_columns: Literal["fail", "skip_table"] = Field(
         default=FAIL, description="A mapped column the source lacks: fail (list them all), or skip_table "
-        "(publish the other tables; the skipped ones fail the tables_skipped warning check)",
+        "(publish the other tables; each skipped one fails its not_skipped warning check)",
     )
     max_bad_keys: str = Field(
         default="0", description="Null or blank customer_user_id tolerated before the blocking key_not_null "
