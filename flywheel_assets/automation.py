@@ -32,7 +32,7 @@ from flywheel_assets.settings import get_settings
 
 SUCCESS_MARKER = "_SUCCESS"
 # The current-snapshot layout's infobase target: the snapshot the bucketed pipeline holds.
-BUCKETED_TARGET = next(j for j in JOBS.values() if j.pipeline == BUCKETED_PIPELINE and j.mapping != "none")
+BUCKETED_TARGET = next(j for j in JOBS.values() if j.pipeline == BUCKETED_PIPELINE and not j.single_table)
 
 
 def is_complete(lake: Lake, folder: str, quiet_seconds: float, now: float) -> bool:

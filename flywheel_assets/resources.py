@@ -24,13 +24,12 @@ from dagster._core.errors import DagsterPipesExecutionError
 from flywheel_assets.catalog.aws import GlueAthenaCatalog
 from flywheel_assets.catalog.local import LocalCatalog
 from flywheel_assets.local_spark import LocalSpark
-from flywheel_assets.core import publish
+from flywheel_assets.core import publish, storage
+from flywheel_assets.core.errors import FlywheelInputError
 from flywheel_assets.core.jobs import GLUE_JOB_PREFIX, JOBS, SplitJob, raw_sources
 from flywheel_assets.core.snapshots import list_snapshots
 from flywheel_assets.settings import Settings
-from flywheel_assets.core import storage
 from flywheel_assets.spark_jobs import scripts
-from flywheel_assets.core.errors import FlywheelInputError
 
 SCRIPTS_DIR = Path(scripts.__file__).parent
 
@@ -98,9 +97,6 @@ class Lake(ConfigurableResource):
     def snapshots(self, path: str) -> list[str]:
         return list_snapshots(self.resolve(path))
 
-    def read_text(self, path: str) -> str | None:
-        return storage.read_text(self.resolve(path))
-
     def raw_sources(self, jobs=None) -> dict[str, str]:
         """The raw sources behind ``jobs`` (default all; the infobase always, its snapshots are the
         partitions), resolved, each with how a partition finds its snapshot there."""
@@ -108,8 +104,7 @@ class Lake(ConfigurableResource):
 
     def current_snapshot(self, job: SplitJob) -> str | None:
         """The snapshot a current-snapshot layout's target holds (None: nothing published yet)."""
-        text = self.read_text(storage.join(job.target_path, publish.METADATA_FILE))
-        return text.strip() if text else None
+        return publish.published_snapshot(self.resolve(job.target_path))
 
 
 class SparkJobRunner(ConfigurableResource):

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flywheel_assets.core import storage
-from flywheel_assets.core.errors import FlywheelInputError
 from flywheel_assets.core.jobs import JOBS, SplitJob
 from flywheel_assets.core.mapping import load_mapping
 
@@ -47,7 +46,7 @@ def read_table_set(data_root: str, home: Path | None) -> TableSet:
         try:
             by_job[job.name] = mapping_tables(job, data_root)
             origin[job.name] = "single table" if job.single_table else job.csv_file
-        except (FlywheelInputError, OSError, Exception) as exc:  # noqa: BLE001 - unreachable S3 included
+        except Exception as exc:  # noqa: BLE001 - a damaged mapping, a missing file, an unreachable S3
             by_job[job.name] = tuple(cached.get(job.name, ()))
             origin[job.name] = f"cache ({exc})" if job.name in cached else f"none ({exc})"
             log.warning("%s: cannot read its tables from %s (%s); %s", job.name, job.csv_file, exc,

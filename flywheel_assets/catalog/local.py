@@ -23,7 +23,6 @@ from flywheel_assets.catalog.names import (
 from flywheel_assets.local_spark import LocalSpark
 from flywheel_assets.spark_jobs.runtime import fail_fast_when_gone
 from flywheel_assets.core import storage
-from flywheel_assets.core.errors import FlywheelInputError
 
 
 _sessions: dict = {}
@@ -97,7 +96,6 @@ def _plain_location(value: str) -> str:
     return location(value[len("file:"):] if value.startswith("file:") else value)
 
 
-PREFIX = re.compile(r"^[A-Za-z0-9_]+$")
 # SHOW TABLE EXTENDED prints a schema tree with Spark's type names; the catalog speaks Hive's.
 HIVE_NAMES = {"long": "bigint", "integer": "int", "short": "smallint", "byte": "tinyint"}
 FLAT_TYPE = re.compile(r"^(string|double|float|boolean|date|timestamp|timestamp_ntz|binary|bigint|int|smallint|"
@@ -185,8 +183,8 @@ class LocalCatalog(Catalog):
         three round trips per table; a table it cannot read exactly is described on its own."""
         if not self.spark.catalog.databaseExists(identifier(database)):
             return []
-        if prefix and not PREFIX.match(prefix):
-            raise FlywheelInputError(f"table prefix {prefix!r} is not letters, digits and _")
+        if prefix:  # the prefix goes into the statement's pattern
+            identifier(prefix, "table prefix")
         rows = self.sql(f"SHOW TABLE EXTENDED IN {quote(database)} LIKE '{prefix}*'").collect()
         out = []
         for row in sorted(rows, key=lambda r: r["tableName"]):

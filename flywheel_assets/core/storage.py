@@ -138,12 +138,8 @@ def read_bytes(uri: str, quick: bool = False) -> Optional[bytes]:
     try:
         with filesystem.open_input_stream(path) as f:
             return f.read()
-    except FileNotFoundError:
+    except FileNotFoundError:  # pyarrow raises it for a missing S3 key too
         return None
-    except OSError as exc:  # S3 says so in its own words
-        if "does not exist" in str(exc) or "NoSuchKey" in str(exc):
-            return None
-        raise
 
 
 def read_text(uri: str) -> Optional[str]:

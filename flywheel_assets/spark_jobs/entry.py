@@ -6,17 +6,15 @@ import json
 import sys
 import time
 
-from flywheel_assets.spark_jobs.checks import split_checks
 from flywheel_assets.core.errors import FlywheelInputError
+from flywheel_assets.core.jobs import JOBS
 from flywheel_assets.core.mapping import load_mapping
+from flywheel_assets.core.snapshots import AT_OR_BEFORE, EXACT, LATEST
+from flywheel_assets.spark_jobs.checks import split_checks
 from flywheel_assets.spark_jobs.runtime import open_pipes, parse_args, positive_int, spark_session
-from flywheel_assets.core.snapshots import LATEST
 from flywheel_assets.spark_jobs.split import (
-    AT_OR_BEFORE,
     DEFAULT_WRITE_PARALLELISM,
-    EXACT,
     FAIL,
-    JOBS,
     SKIP_TABLE,
     SplitResult,
     TableResult,
@@ -43,7 +41,7 @@ ALIASES = {"TARGET_BUCKET": "TARGET_PATH", "CSV_PATH": "CSV_FILE"}
 
 
 def table_list(value: str | None) -> list[str] | None:
-    return None if value is None else [t for t in value.split(",")]
+    return None if value is None else value.split(",")
 
 
 def job_arguments(argv: list[str]) -> dict:

@@ -18,7 +18,7 @@ from flywheel_assets.core.errors import FlywheelInputError
 from flywheel_assets.core.mapping import COLUMN_NAME, KEY_COLUMN, Mapping, missing_columns, normalize
 from flywheel_assets.spark_jobs.runtime import spark_path
 from flywheel_assets.core.jobs import CURRENT_SNAPSHOT, JOBS, REQUIRED, SNAPSHOT_FOLDERS, SplitJob  # noqa: F401 (JOBS re-exported)
-from flywheel_assets.core.snapshots import AT_OR_BEFORE, EXACT, list_snapshots, resolve_snapshot, snapshot_path  # noqa: F401
+from flywheel_assets.core.snapshots import list_snapshots, resolve_snapshot, snapshot_path
 
 DEFAULT_WRITE_PARALLELISM = 8  # tables written at once
 FAIL, SKIP_TABLE = "fail", "skip_table"  # what a mapped column missing from the source does
@@ -266,7 +266,8 @@ def run_split(
     tables, skipped = table_columns(job, mapping, names, folder, missing_columns_policy, selected)
     # In the current-snapshot layout every table holds the same snapshot: a run of some tables only
     # may rewrite them for the snapshot the target already holds, never move them to another one.
-    every = selected is None or len(tables) + len(skipped) == len(mapping.tables if mapping else [1])
+    every = selected is None or job.single_table is not None or (
+        {t.lower() for t in selected} >= {t.lower() for t in mapping.tables})
     if job.layout == CURRENT_SNAPSHOT and not every:
         held = publish.published_snapshot(target)
         if held != snapshot:
