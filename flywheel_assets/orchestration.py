@@ -156,7 +156,7 @@ def run_snapshot(settings: Settings, requested: str, selection: list[str] | None
     if not instance.has_dynamic_partition(snapshot_partitions.name, snapshot):
         instance.add_dynamic_partitions(snapshot_partitions.name, [snapshot])
     chosen = [s for s, keys in steps().items() if set(keys) & set(assets)]  # in run order
-    print(f"materializing {len(assets)} tables in {len(chosen)} steps for snapshot_dt={snapshot} "
+    print(f"materializing {len(assets)} assets in {len(chosen)} steps for snapshot_dt={snapshot} "
           f"(instance {settings.dagster_home})")
     result = execute_job(
         reconstructable(flywheel_snapshot_job),

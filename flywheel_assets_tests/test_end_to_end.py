@@ -157,7 +157,7 @@ def test_run_select_one_table_rebuilds_that_table_alone(unseen_lake, latest_run)
     split_before = sorted((str(p), p.stat().st_mtime_ns) for p in (unseen_lake / settings.SPLIT_CLUSTER_INFOBASE).rglob("*"))
     proc = flywheel(home, unseen_lake, "run", "--snapshot", "2024-06-01", "--select", "bucketed_seg_beta")
     assert proc.returncode == 0, proc.stdout[-3000:]
-    assert "materializing 1 tables in 1 steps" in proc.stdout
+    assert "materializing 1 assets in 1 steps" in proc.stdout
     after = {t.name: t.location for t in catalog.list_tables(catalog.database, "bucketed_")}
     assert {n for n in after if after[n] != before[n]} == {"bucketed_seg_beta"}  # a fresh version of that one only
     assert sorted((str(p), p.stat().st_mtime_ns)
