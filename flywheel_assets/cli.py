@@ -172,6 +172,20 @@ def cmd_report(args, settings: Settings) -> int:
     return 0
 
 
+def cmd_monitor(args, settings: Settings) -> int:
+    from flywheel_assets.orchestration import print_monitor, run_monitor_job
+
+    prepare_instance(settings)
+    config = {k: v for k, v in {"as_of": args.as_of, "freshness_days": args.freshness_days,
+                                "database": args.database}.items() if v is not None}
+    ok, report = run_monitor_job(settings, config)
+    if not ok or report is None:
+        print("flywheel: the data monitor run failed (see its run in `make ui`)", file=sys.stderr)
+        return 1
+    print_monitor(report)
+    return 0 if report["status"] == "green" else 1
+
+
 def cmd_deploy(args, settings: Settings) -> int:
     from flywheel_assets.deploy import deploy
 
@@ -242,6 +256,12 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--membership-id", help="the Clean Rooms membership to report on "
                         "(default: FLYWHEEL_CLEANROOMS_MEMBERSHIP_ID, or every membership)")
     report.set_defaults(func=cmd_report)
+
+    monitor = sub.add_parser("monitor", help="run the data monitor now (exit 1 when a table fails)")
+    monitor.add_argument("--as-of", help="judge freshness as of this date (default today)")
+    monitor.add_argument("--freshness-days", type=int, help="default FLYWHEEL_FRESHNESS_DAYS (45)")
+    monitor.add_argument("--database", help="default: FLYWHEEL_DATABASE")
+    monitor.set_defaults(func=cmd_monitor)
 
     deploy = sub.add_parser("deploy", help="upload the job bundle and create/update the Glue jobs (AWS)")
     deploy.add_argument("--dry-run", action="store_true", help="print what would change, change nothing")

@@ -10,6 +10,7 @@ from flywheel_assets import alerts
 from flywheel_assets.automation import build_sensor
 from flywheel_assets.partitions import snapshot_partitions
 from flywheel_assets.pipelines import build_assets
+from flywheel_assets.pipelines import monitoring
 from flywheel_assets.pipelines.keys import RAW_GROUP
 from flywheel_assets.pipelines.reporting import monthly_cleanrooms_report, report_job
 from flywheel_assets.resources import resources_for
@@ -27,12 +28,15 @@ snapshot_job = define_asset_job(
 
 
 def build_definitions(settings: Settings, tables: TableSet | None = None) -> Definitions:
-    assets = build_assets(tables or read_table_set(settings.data_root, settings.home))
+    tables = tables or read_table_set(settings.data_root, settings.home)
+    monitor = monitoring.monitor_check(tables)
+    monitor_job = monitoring.monitor_job(monitor)
     return Definitions(
-        assets=assets,
-        jobs=[snapshot_job, report_job],
+        assets=build_assets(tables),
+        asset_checks=[monitor],
+        jobs=[snapshot_job, report_job, monitor_job],
         sensors=[build_sensor(snapshot_job), *alerts.sensors],
-        schedules=[monthly_cleanrooms_report],
+        schedules=[monthly_cleanrooms_report, monitoring.daily_schedule(monitor_job)],
         resources=resources_for(settings),
     )
 
@@ -43,3 +47,8 @@ defs = build_definitions(get_settings())
 def flywheel_snapshot_job():
     """Module-level handle so `flywheel run` can execute the job in a reconstructable way."""
     return defs.resolve_job_def(SNAPSHOT_JOB)
+
+
+def data_monitor_job():
+    """The same for `flywheel monitor`."""
+    return defs.resolve_job_def(monitoring.JOB)

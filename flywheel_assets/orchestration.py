@@ -15,7 +15,7 @@ from dagster import (
     reconstructable,
 )
 
-from flywheel_assets.definitions import defs, flywheel_snapshot_job
+from flywheel_assets.definitions import data_monitor_job, defs, flywheel_snapshot_job
 from flywheel_assets.messages import step_error_message
 from flywheel_assets.partitions import snapshot_partitions
 from flywheel_assets.core.jobs import BUCKETED_PIPELINE, JOBS
@@ -118,6 +118,29 @@ def outcomes(instance: DagsterInstance, run_id: str, step_names: list[str]) -> l
         if step and step.start_time and step.end_time:
             outcome.seconds = step.end_time - step.start_time
     return list(result.values())
+
+
+def run_monitor_job(settings: Settings, config: dict) -> tuple[bool, dict | None]:
+    """The data monitor now (``flywheel monitor``): the run's success and the report it wrote."""
+    from flywheel_assets.monitor import latest_report
+
+    instance = DagsterInstance.get()
+    result = execute_job(reconstructable(data_monitor_job), instance=instance, raise_on_error=False,
+                         run_config={**LOGGING, "ops": {"data_monitor": {"config": config}}})
+    found = latest_report(settings.analysis_root)
+    return result.success, found[1] if found else None
+
+
+def print_monitor(report: dict) -> None:
+    print(f"{'table':<32} {'snapshot':<10} {'age':>5} {'rows':>8} {'nulls':>5} {'dups':>5} {'parts':>5}  problems")
+    for t in report["tables"]:
+        fmt = lambda v: "-" if v is None else str(v)  # noqa: E731
+        parts = "-" if t["partitions_registered"] is None else f"{t['partitions_registered']}/{t['partitions_on_storage']}"
+        problems = "; ".join(([t["stale"]] if t["stale"] else []) + t["problems"]) or "ok"
+        print(f"{t['table']:<32} {fmt(t['snapshot']):<10} {fmt(t['age_days']):>5} {fmt(t['rows']):>8} "
+              f"{fmt(t['null_keys']):>5} {fmt(t['duplicate_keys']):>5} {parts:>5}  {problems}")
+    print(f"\ndata monitor: {report['status']} as of {report['as_of']} ({len(report['alerts'])} of "
+          f"{len(report['tables'])} tables failing)")
 
 
 def print_summary(snapshot: str, run_id: str, rows: list[StepOutcome]) -> None:

@@ -69,6 +69,7 @@ class Settings:
     ui_url: str  # the Dagster UI's address, for links in alerts
     spark_retries: int  # retries of a Spark job step after a failure that is not bad input
     spark_retry_delay_seconds: float  # first retry after this long, the next after twice as long
+    freshness_days: int  # the data monitor's limit on a table's snapshot age (the original's 45)
 
     @property
     def dagster_home(self) -> Path:
@@ -126,6 +127,7 @@ def get_settings(environ: dict | None = None) -> Settings:
         ui_url=env_vars.get("FLYWHEEL_UI_URL", "http://127.0.0.1:3000").strip(),
         spark_retries=int(env_vars.get("FLYWHEEL_SPARK_RETRIES", "2")),
         spark_retry_delay_seconds=float(env_vars.get("FLYWHEEL_SPARK_RETRY_DELAY_SECONDS", "60")),
+        freshness_days=_positive(env_vars.get("FLYWHEEL_FRESHNESS_DAYS", "45"), "FLYWHEEL_FRESHNESS_DAYS"),
     )
 
 

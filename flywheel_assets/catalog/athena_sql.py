@@ -44,3 +44,20 @@ def identity_ctas(database: str, table: str, external_location: str, source: tup
 def msck_repair(database: str, table: str) -> str:
     """Discover every partition folder of a table (explicit repair mode)."""
     return f"MSCK REPAIR TABLE `{identifier(database)}`.`{identifier(table)}`"
+
+
+def key_stats(queries: list[tuple[str, str, str, str | None]], dialect: str = "athena") -> str:
+    """One statement counting rows, non-null and distinct values of a key column in several tables:
+    ``(database, table, column, snapshot or None)`` each, one ``UNION ALL`` branch per query, its
+    branch number first. ``dialect``: 'athena' (Trino, double-quoted names) or 'spark' (backquotes)."""
+    q = {"athena": '"', "spark": "`"}[dialect]
+    branches = []
+    for i, (database, table, column, snapshot) in enumerate(queries):
+        key = f"{q}{column_name(column, 'key column')}{q}"
+        where = f" WHERE {q}snapshot_dt{q} = '{partition_value(snapshot)}'" if snapshot else ""
+        branches.append(f"SELECT {i} AS branch, COUNT(*) AS n_rows, COUNT({key}) AS n_keys, "
+                        f"COUNT(DISTINCT {key}) AS n_distinct "
+                        f"FROM {q}{identifier(database)}{q}.{q}{identifier(table)}{q}{where}")
+    if not branches:
+        raise ValueError("key_stats needs at least one table")
+    return " UNION ALL ".join(branches)

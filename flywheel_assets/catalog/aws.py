@@ -121,6 +121,9 @@ class GlueAthenaCatalog(Catalog):
             partitions=self._partition_count(database, table["Name"]) if keys and partitions else 0,
             bucket_columns=sd.get("BucketColumns", []),
             num_buckets=max(0, sd.get("NumberOfBuckets", 0) or 0),
+            external=table.get("TableType") == "EXTERNAL_TABLE",
+            parquet="parquet" in " ".join([sd.get("InputFormat", ""), sd.get("SerdeInfo", {}).get(
+                "SerializationLibrary", ""), table.get("Parameters", {}).get("classification", "")]).lower(),
         )
 
     def drop_table(self, database: str, table: str) -> bool:

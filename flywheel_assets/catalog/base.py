@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from dagster import ConfigurableResource
 
+from flywheel_assets.catalog import athena_sql
 from flywheel_assets.catalog.names import Column, TableInfo, TableSpec
+
+# (database, table, key column, snapshot_dt partition or None): see Catalog.key_stats
+KeyQuery = tuple[str, str, str, "str | None"]
 
 PARTITION_CHUNK = 100  # Glue's batch_create_partition limit; used locally too
 
@@ -91,3 +97,30 @@ class Catalog(ConfigurableResource):
 
     def query(self, sql: str) -> tuple[list[str], list[tuple]]:
         raise NotImplementedError
+
+    dialect: ClassVar[str] = "athena"  # of the statements ``query`` takes (athena_sql.key_stats)
+
+    def refresh(self, database: str, table: str) -> None:
+        """Forget what the engine cached of a table's files (engines that cache them override it)."""
+
+    def key_stats(self, queries: list[KeyQuery]) -> list[tuple[int, int, int] | str]:
+        """(rows, non-null keys, distinct keys) for each query, or why it failed: one statement for
+        all of them; when that fails, one per query, so one unreadable table is named instead of
+        hiding the others."""
+        for database, table in dict.fromkeys((q[0], q[1]) for q in queries):
+            self.refresh(database, table)
+        try:
+            return self._key_stats(queries)
+        except Exception:  # noqa: BLE001 - isolate the table that failed
+            out = []
+            for query in queries:
+                try:
+                    out += self._key_stats([query])
+                except Exception as exc:  # noqa: BLE001 - reported per table
+                    out.append(f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}")
+            return out
+
+    def _key_stats(self, queries: list[KeyQuery]) -> list[tuple[int, int, int]]:
+        _, rows = self.query(athena_sql.key_stats(queries, self.dialect))
+        found = {int(r[0]): (int(r[1]), int(r[2]), int(r[3])) for r in rows}
+        return [found[i] for i in range(len(queries))]

@@ -6,6 +6,7 @@ import logging
 import re
 import time
 import uuid
+from typing import ClassVar
 
 from flywheel_assets.catalog.base import Catalog, chunks, column_change
 from flywheel_assets.catalog.names import (
@@ -128,7 +129,14 @@ def parse_extended(database: str, name: str, information: str) -> TableInfo | No
         database=database, name=name, location=_plain_location(fields.get("Location", "")),
         columns=[c for c in columns if c.name not in keys], comment=fields.get("Comment", ""),
         partition_keys=keys, partitions=0, bucket_columns=_backquoted(fields.get("Bucket Columns", "")),
-        num_buckets=int(fields.get("Num Buckets") or 0))
+        num_buckets=int(fields.get("Num Buckets") or 0), **_kind(fields))
+
+
+def _kind(fields: dict) -> dict:
+    """external/parquet from SHOW TABLE EXTENDED or DESCRIBE TABLE EXTENDED fields (a Hive-format
+    table says parquet in its input format, a Spark data source table in its provider)."""
+    formats = " ".join(fields.get(k) or "" for k in ("Provider", "InputFormat", "Serde Library")).lower()
+    return {"external": (fields.get("Type") or "").upper() == "EXTERNAL", "parquet": "parquet" in formats}
 
 
 class LocalCatalog(Catalog):
@@ -175,6 +183,7 @@ class LocalCatalog(Catalog):
             partitions=count,
             bucket_columns=[c.name for c in listed if c.isBucket],
             num_buckets=int(details.get("Num Buckets") or 0),
+            **_kind(details),
         )
 
     def list_tables(self, database: str, prefix: str = "", partitions: bool = True) -> list[TableInfo]:
@@ -322,6 +331,22 @@ class LocalCatalog(Catalog):
             old = location(storage.join(location_base, entry.name))
             if entry.is_dir and entry.name.startswith("v") and old not in keep:
                 storage.delete_tree(old)
+
+    dialect: ClassVar[str] = "spark"
+
+    def refresh(self, database: str, table: str) -> None:
+        self.sql(f"REFRESH TABLE {qualified(database, table)}")  # the server caches file listings
+
+    def _key_stats(self, queries):
+        # A bucketed scan reads each of a table's 256 bucket files in its own task; counting needs
+        # no bucket layout, so let the files share tasks (this session only, and put back).
+        conf = self.spark.conf
+        previous = conf.get("spark.sql.sources.bucketing.enabled")
+        conf.set("spark.sql.sources.bucketing.enabled", "false")
+        try:
+            return super()._key_stats(queries)
+        finally:
+            conf.set("spark.sql.sources.bucketing.enabled", previous)
 
     def query(self, sql: str) -> tuple[list[str], list[tuple]]:
         if self.spark.catalog.databaseExists(identifier(self.database)):

@@ -115,6 +115,8 @@ class TableInfo:
     partitions: int
     bucket_columns: list[str]
     num_buckets: int
+    external: Optional[bool] = None  # the table's files are not the catalog's (None: not read)
+    parquet: Optional[bool] = None  # stored as parquet (None: not read)
 
     @property
     def snapshot(self) -> Optional[str]:

@@ -132,6 +132,18 @@ def list_dir(uri: str) -> list[Entry]:
             for i in infos if i.base_name]
 
 
+def list_files(uri: str) -> list[tuple[str, int]]:
+    """(path relative to ``uri``, size) of every file below a folder, at any depth: one listing
+    however many subfolders (on S3 one paginated listing without delimiter)."""
+    from pyarrow import fs
+
+    filesystem, path = filesystem_of(uri)
+    infos = filesystem.get_file_info(fs.FileSelector(path, allow_not_found=True, recursive=True))
+    base = path.rstrip("/") + "/"
+    return sorted((i.path[len(base):], i.size or 0) for i in infos
+                  if i.type == fs.FileType.File and i.path.startswith(base))
+
+
 def read_bytes(uri: str, quick: bool = False) -> Optional[bytes]:
     """The file's content, or None if it does not exist."""
     filesystem, path = filesystem_of(uri, quick)
