@@ -40,10 +40,13 @@ def prepare_instance(settings: Settings) -> Path:
 
 
 def cmd_demo_data(args, settings: Settings) -> int:
-    from flywheel_assets.demo_data import DemoSpec, write_demo_lake
+    import datetime as dt
+
+    from flywheel_assets.demo_data import DemoSpec, recent_first_snapshot, write_demo_lake
 
     root = args.root or settings.data_root
-    spec = DemoSpec(rows=args.rows, snapshots=args.snapshots, seed=args.seed)
+    first = args.first_snapshot or recent_first_snapshot(args.snapshots, dt.date.today())
+    spec = DemoSpec(rows=args.rows, snapshots=args.snapshots, seed=args.seed, first_snapshot=first)
     info = write_demo_lake(root, spec)
     print(f"sample lake at {info['root']}: infobase snapshots {', '.join(info['snapshots'])}, addressable "
           f"snapshots {', '.join(info['addressable_snapshots'])}; {info['rows']} rows x {info['attributes']} "
@@ -186,6 +189,17 @@ def cmd_monitor(args, settings: Settings) -> int:
     return 0 if report["status"] == "green" else 1
 
 
+def cmd_status(args, settings: Settings) -> int:
+    import json
+
+    from flywheel_assets.monitor import as_of_date
+    from flywheel_assets.status import gather, render
+
+    status = gather(settings, as_of_date(args.as_of))
+    print(json.dumps(status, indent=2) if args.json else render(status))
+    return 0 if status["healthy"] else 1
+
+
 def cmd_deploy(args, settings: Settings) -> int:
     from flywheel_assets.deploy import deploy
 
@@ -216,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rows", type=int, default=1000, help="rows per snapshot (the columns are production's)")
     demo.add_argument("--snapshots", type=int, default=2, help="number of snapshots (monthly)")
     demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--first-snapshot", help="the oldest snapshot date (default: monthly up to the newest 15th)")
     demo.set_defaults(func=cmd_demo_data)
 
     run = sub.add_parser("run", help="materialize the graph for one snapshot")
@@ -262,6 +277,12 @@ def build_parser() -> argparse.ArgumentParser:
     monitor.add_argument("--freshness-days", type=int, help="default FLYWHEEL_FRESHNESS_DAYS (45)")
     monitor.add_argument("--database", help="default: FLYWHEEL_DATABASE")
     monitor.set_defaults(func=cmd_monitor)
+
+    status = sub.add_parser("status", help="live snapshots, their age, runs, failing checks, monitor and Clean Rooms "
+                            "readiness; exit 1 when something needs a person")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument("--as-of", help="judge freshness as of this date (default today)")
+    status.set_defaults(func=cmd_status)
 
     deploy = sub.add_parser("deploy", help="upload the job bundle and create/update the Glue jobs (AWS)")
     deploy.add_argument("--dry-run", action="store_true", help="print what would change, change nothing")

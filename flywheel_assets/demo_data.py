@@ -56,24 +56,32 @@ class DemoSpec:
     files_per_snapshot: int = 2
     seed: int = 7
     addressable_lag_days: int = 1  # the addressable sources land this many days before the infobase
+    first_snapshot: str = FIRST_SNAPSHOT.isoformat()  # the oldest monthly snapshot (a 15th)
 
     @property
     def attributes(self) -> int:
         return sum(n - 1 for _, n in self.tables)
 
 
-def snapshot_dates(count: int) -> list[str]:
+def snapshot_dates(count: int, first: str = FIRST_SNAPSHOT.isoformat()) -> list[str]:
     """Monthly infobase snapshots on the 15th, oldest first."""
-    out = []
+    start, out = dt.date.fromisoformat(first), []
     for i in range(count):
-        month = FIRST_SNAPSHOT.month - 1 + i
-        out.append(dt.date(FIRST_SNAPSHOT.year + month // 12, month % 12 + 1, 15).isoformat())
+        month = start.month - 1 + i
+        out.append(dt.date(start.year + month // 12, month % 12 + 1, 15).isoformat())
     return out
+
+
+def recent_first_snapshot(count: int, today: dt.date) -> str:
+    """The first of ``count`` monthly snapshots whose last is the newest 15th on or before ``today``
+    (so a fresh sample lake passes the data monitor's freshness check)."""
+    months = today.year * 12 + today.month - 1 - (0 if today.day >= 15 else 1) - (count - 1)
+    return dt.date(months // 12, months % 12 + 1, 15).isoformat()
 
 
 def addressable_dates(spec: DemoSpec) -> list[str]:
     lag = dt.timedelta(days=spec.addressable_lag_days)
-    return [(dt.date.fromisoformat(d) - lag).isoformat() for d in snapshot_dates(spec.snapshots)]
+    return [(dt.date.fromisoformat(d) - lag).isoformat() for d in snapshot_dates(spec.snapshots, spec.first_snapshot)]
 
 
 def opus_name(table: str, i: int, n: int) -> str:
@@ -168,7 +176,7 @@ def write_snapshot(table: pa.Table, folder: Path, files: int) -> None:
 
 def write_demo_lake(root: str | Path, spec: DemoSpec = DemoSpec()) -> dict:
     root = Path(root)
-    dates, late = snapshot_dates(spec.snapshots), addressable_dates(spec)
+    dates, late = snapshot_dates(spec.snapshots, spec.first_snapshot), addressable_dates(spec)
     for i, (date, addressable_date) in enumerate(zip(dates, late)):
         infobase = infobase_table(spec, i)
         write_snapshot(infobase, root / settings.INFOBASE_RAW / f"snapshot_dt={date}", spec.files_per_snapshot)

@@ -95,6 +95,7 @@ class StepOutcome:
     files: int | None = None
     seconds: float | None = None
     error: str | None = None
+    failed_checks: list[str] = field(default_factory=list)
 
 
 def outcomes(instance: DagsterInstance, run_id: str, step_names: list[str]) -> list[StepOutcome]:
@@ -113,6 +114,14 @@ def outcomes(instance: DagsterInstance, run_id: str, step_names: list[str]) -> l
         event = record.event_log_entry.dagster_event
         out = result.setdefault(event.step_key, StepOutcome(event.step_key, "FAILED"))
         out.status, out.error = "FAILED", step_error_message(event.step_failure_data.error)
+    for name, step in stats.items():  # steps that only check (the data monitor)
+        if name not in result:
+            result[name] = StepOutcome(name, step.status.value if step.status else "NOT RUN")
+    for record in instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION).records:
+        event = record.event_log_entry.dagster_event
+        if event.step_key in result and not event.asset_check_evaluation_data.passed:
+            result[event.step_key].failed_checks.append(
+                f"{event.asset_check_evaluation_data.asset_key.to_user_string()}: {event.asset_check_evaluation_data.check_name}")
     for name, outcome in result.items():
         step = stats.get(name)
         if step and step.start_time and step.end_time:
@@ -154,6 +163,9 @@ def print_summary(snapshot: str, run_id: str, rows: list[StepOutcome]) -> None:
     for r in rows:
         if r.error:
             print(f"\n{r.step} failed: {r.error.strip()}")
+        if r.failed_checks:
+            shown = ", ".join(r.failed_checks[:8]) + (", ..." if len(r.failed_checks) > 8 else "")
+            print(f"\n{r.step}: {len(r.failed_checks)} checks failed: {shown} (`bin/flywheel status` says why)")
     print("\nnext: bin/flywheel tables | bin/flywheel query \"SELECT ...\" | make ui (this run is there too)")
 
 

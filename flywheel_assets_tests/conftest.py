@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import threading
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -143,3 +147,31 @@ def aws_env(moto_url, monkeypatch):
     monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
     urllib.request.urlopen(urllib.request.Request(moto_url + "/moto-api/reset", method="POST"))
     return moto_url
+
+
+@contextmanager
+def webhook_receiver():
+    """A Slack-compatible webhook on loopback: (its URL, the JSON bodies it received)."""
+    received = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/hooks/T000/B000", received
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture
+def receiver():
+    with webhook_receiver() as found:
+        yield found

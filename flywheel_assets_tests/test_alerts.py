@@ -4,11 +4,8 @@ subscription) and a webhook receiver on loopback; an unreachable target is logge
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import boto3
-import pytest
 from dagster import (
     DagsterEventType,
     DagsterInstance,
@@ -26,25 +23,6 @@ from flywheel_assets.partitions import snapshot_partitions
 def flaky_split(context) -> None:
     if context.partition_key == "2024-02-15":
         raise Failure("infobase_split_and_bucket failed: mapping.csv, line 3: 1 fields, the header has 5")
-
-
-@pytest.fixture
-def receiver():
-    received = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/hooks/T000/B000", received
-    server.shutdown()
 
 
 def finished_run(snapshot: str):

@@ -87,6 +87,25 @@ def test_msck_repair_is_a_valid_statement_on_one_table():
     assert_athena_sql(sql)
 
 
+def test_key_stats_is_one_valid_statement_per_dialect_with_a_branch_per_table():
+    queries = [("omc_flywheel_prod", "part_ibe_01", "customer_user_id", "2024-02-15"),
+               ("omc_flywheel_prod", "bucketed_ibe_01", "customer_user_id", None)]
+    for dialect, read in (("athena", "athena"), ("spark", "spark")):
+        parsed = sqlglot.parse_one(athena_sql.key_stats(queries, dialect), read=read)
+        assert isinstance(parsed, exp.Union), dialect
+        selects = list(parsed.find_all(exp.Select))
+        assert [s.find(exp.From).this.name for s in selects] == ["part_ibe_01", "bucketed_ibe_01"]
+        assert [s.selects[0].this.name for s in selects] == ["0", "1"]  # the branch number
+        assert [c.alias for c in selects[0].selects] == ["branch", "n_rows", "n_keys", "n_distinct"]
+        where = selects[0].args["where"].this.sql("athena")
+        assert where == "\"snapshot_dt\" = '2024-02-15'" and selects[1].args.get("where") is None
+    assert_athena_sql(athena_sql.key_stats(queries))
+    with pytest.raises(FlywheelInputError):
+        athena_sql.key_stats([("db", "t", "customer_user_id", "2024-02-15' OR '1'='1")])
+    with pytest.raises(FlywheelInputError):
+        athena_sql.key_stats([("db", "t", "k) FROM x; --", None)])
+
+
 @pytest.mark.parametrize("mangle", [
     lambda sql: sql.replace("bucket_count = 256)", "bucket_count = 256"),  # a lost parenthesis
     lambda sql: sql.replace("AS SELECT", "AS SELEC"),

@@ -60,6 +60,25 @@ def test_every_table_is_an_asset_with_lineage_from_raw_source_to_bucketed_and_re
     assert checks == {"row_count", "columns", "key_not_null", "file_sizing", "not_skipped"}
 
 
+def test_the_data_monitor_checks_every_catalog_table_daily_and_status_knows_every_check(production_defs):
+    from flywheel_assets.status import CHECK_NAMES
+
+    defs, _ = production_defs
+    graph = defs.resolve_asset_graph()
+    tables = [t.lower() for t, _ in PRODUCTION_TABLES] + ["addressable_ids"]
+    monitored = {k.asset_key.to_user_string() for k in graph.asset_check_keys if k.name == "data_monitor"}
+    assert monitored == {f"{stage}{t}" for t in tables for stage in ("bucketed_", "part_")} | {"part_addressable_ids_er"}
+    assert {k.asset_key for k in graph.asset_check_keys if k.name == "snapshot_freshness"} == {
+        k.asset_key for k in graph.asset_check_keys if k.name == "data_monitor"}
+    schedule = defs.resolve_schedule_def("daily_data_monitor")
+    assert schedule.default_status.value == "RUNNING" and schedule.cron_schedule == "0 7 * * *"
+    assert schedule.job_name == "data_monitor_job"
+    # the snapshot job runs the monitor too, after the tables it checks
+    assert "data_monitor" in {n.name for n in defs.resolve_job_def("flywheel_snapshot").graph.nodes}
+    # `flywheel status` reads the latest result of every check by name: it must know them all
+    assert {k.name for k in graph.asset_check_keys} <= set(CHECK_NAMES)
+
+
 def test_the_table_catalogue_is_cached_and_a_changed_mapping_shows_on_reload(production_defs, tmp_path):
     from flywheel_assets.tables import read_table_set
 

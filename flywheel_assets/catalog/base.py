@@ -108,7 +108,10 @@ class Catalog(ConfigurableResource):
         all of them; when that fails, one per query, so one unreadable table is named instead of
         hiding the others."""
         for database, table in dict.fromkeys((q[0], q[1]) for q in queries):
-            self.refresh(database, table)
+            try:
+                self.refresh(database, table)
+            except Exception:  # noqa: BLE001 - the count below names what is wrong with it
+                pass
         try:
             return self._key_stats(queries)
         except Exception:  # noqa: BLE001 - isolate the table that failed
