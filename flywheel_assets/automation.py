@@ -80,7 +80,8 @@ def run_request(snapshot: str, current: str | None, groups: dict[AssetKey, str |
 
 
 def build_sensor(job):
-    @sensor(job=job, minimum_interval_seconds=60, default_status=DefaultSensorStatus.RUNNING,
+    @sensor(job=job, minimum_interval_seconds=get_settings().sensor_interval_seconds,
+            default_status=DefaultSensorStatus.RUNNING,
             description="Adds each complete new raw snapshot as a snapshot_dt partition and runs the graph for it.")
     def raw_snapshot_sensor(context: SensorEvaluationContext, lake: Lake):
         handled = set(json.loads(context.cursor)) if context.cursor else set()

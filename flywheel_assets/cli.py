@@ -10,31 +10,12 @@ from pathlib import Path
 from flywheel_assets.settings import Settings, get_settings
 
 
-# Runs launched from the UI, the sensor and backfills go through the run queue: at most 4 at once,
-# and never two of the same snapshot (the partition tag) at the same time. Pools (the current-snapshot-layout
-# split assets) run one step at a time across runs.
-INSTANCE_YAML = """telemetry:
-  enabled: false
-concurrency:
-  runs:
-    max_concurrent_runs: 4
-    tag_concurrency_limits:
-      - key: dagster/partition
-        value:
-          applyLimitPerUniqueValue: true
-        limit: 1
-  pools:
-    default_limit: 1
-"""
-
-
 def prepare_instance(settings: Settings) -> Path:
-    """Point Dagster at FLYWHEEL_HOME/dagster (the instance `flywheel ui` opens too)."""
-    home = settings.dagster_home
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():  # ours to write; a user's own edits are kept
-        config.write_text(INSTANCE_YAML)
+    """Point Dagster at FLYWHEEL_HOME/dagster (the instance `flywheel ui` opens too), configured
+    from the settings (instance.py)."""
+    from flywheel_assets.instance import write_instance_config
+
+    home = write_instance_config(settings)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
@@ -221,6 +202,25 @@ def cmd_ui(args, settings: Settings) -> int:
     os.execv(command[0], command)
 
 
+def cmd_serve(args, settings: Settings) -> int:
+    """One process of a production deployment, in the foreground (for systemd, a container, ECS)."""
+    prepare_instance(settings)
+    host, _, port = settings.code_server.rpartition(":")
+    grpc = ["--grpc-host", host, "--grpc-port", port]
+    bin_dir = Path(sys.executable).parent
+    commands = {
+        # the code location (loads the definitions; runs are launched from it)
+        "code-server": [str(bin_dir / "dagster"), "code-server", "start", "-h", host, "-p", port,
+                        "-m", "flywheel_assets.definitions", "--location-name", "flywheel"],
+        # sensors, schedules, the run queue, run monitoring, alerts
+        "daemon": [str(bin_dir / "dagster-daemon"), "run", *grpc],
+        "webserver": [str(bin_dir / "dagster-webserver"), "-h", args.host, "-p", str(args.port), *grpc],
+    }
+    command = commands[args.component]
+    print(f"flywheel serve {args.component}: {' '.join(command[1:])} (instance {settings.dagster_home})", flush=True)
+    os.execv(command[0], command)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flywheel", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -287,6 +287,13 @@ def build_parser() -> argparse.ArgumentParser:
     deploy = sub.add_parser("deploy", help="upload the job bundle and create/update the Glue jobs (AWS)")
     deploy.add_argument("--dry-run", action="store_true", help="print what would change, change nothing")
     deploy.set_defaults(func=cmd_deploy)
+
+    serve = sub.add_parser("serve", help="run one process of a production deployment: the code server, the "
+                           "daemon or the webserver (see README, Deploy the platform)")
+    serve.add_argument("component", choices=["code-server", "daemon", "webserver"])
+    serve.add_argument("--host", default="127.0.0.1", help="webserver host")
+    serve.add_argument("--port", type=int, default=3000, help="webserver port")
+    serve.set_defaults(func=cmd_serve)
 
     ui = sub.add_parser("ui", help="open the Dagster UI on the local instance")
     ui.add_argument("--host", default="127.0.0.1")

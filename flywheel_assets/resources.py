@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import sys
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -152,6 +153,32 @@ def pipes_over_s3(pipes_s3: str, interval: float) -> dict:
     }
 
 
+GLUE_LOG_GROUPS = (("/aws-glue/jobs/output", "stdout"), ("/aws-glue/jobs/error", "stderr"))
+
+
+class GlueLogForwarding:
+    """The Glue client, except that once a job run starts, its driver's stdout and stderr (Glue
+    writes them to CloudWatch, one stream per run id) are tailed into this step's own stdout and
+    stderr by dagster-aws's CloudWatch log reader: the run's logs show them while the job runs.
+    The run id is only known after start_job_run, which is what ``add_log_reader`` is for."""
+
+    def __init__(self, glue, message_reader, logs, started_ms: int):
+        self._glue, self._reader, self._logs, self._started_ms = glue, message_reader, logs, started_ms
+
+    def start_job_run(self, **params):
+        from dagster_aws.pipes import PipesCloudWatchLogReader
+
+        response = self._glue.start_job_run(**params)
+        for group, stream in GLUE_LOG_GROUPS:
+            self._reader.add_log_reader(PipesCloudWatchLogReader(
+                client=self._logs, log_group=group, log_stream=response["JobRunId"], start_time=self._started_ms,
+                target_stream=getattr(sys, stream), debug_info=f"Glue driver {stream}"))
+        return response
+
+    def __getattr__(self, name):
+        return getattr(self._glue, name)
+
+
 class GlueSparkRunner(SparkJobRunner):
     """The job script as the run book's Glue job, through Dagster Pipes (context and messages on S3)."""
 
@@ -167,8 +194,10 @@ class GlueSparkRunner(SparkJobRunner):
         from dagster_aws.pipes import PipesGlueClient
 
         script_path(job)  # a known job
-        client = PipesGlueClient(client=self.glue_client(), **pipes_over_s3(self.pipes_s3, self.message_interval_sec),
-                                 forward_termination=True)  # terminating the Dagster run stops the Glue run
+        pipes = pipes_over_s3(self.pipes_s3, self.message_interval_sec)
+        glue = GlueLogForwarding(self.glue_client(), pipes["message_reader"], storage.aws_client("logs", self.region),
+                                 int(time.time() * 1000))
+        client = PipesGlueClient(client=glue, **pipes, forward_termination=True)  # terminating the run stops Glue's
         name = JOBS[job].glue_job_name(self.job_prefix)
         args = {f"--{k}": str(v) for k, v in arguments.items()}
         try:

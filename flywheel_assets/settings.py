@@ -70,6 +70,9 @@ class Settings:
     spark_retries: int  # retries of a Spark job step after a failure that is not bad input
     spark_retry_delay_seconds: float  # first retry after this long, the next after twice as long
     freshness_days: int  # the data monitor's limit on a table's snapshot age (the original's 45)
+    postgres: bool  # Dagster's storage in PostgreSQL (FLYWHEEL_PG_HOST set; see instance.py)
+    code_server: str  # host:port of the code server `flywheel serve` starts and connects to
+    sensor_interval_seconds: int  # how often the daemon evaluates the raw-snapshot sensor
 
     @property
     def dagster_home(self) -> Path:
@@ -127,6 +130,10 @@ def get_settings(environ: dict | None = None) -> Settings:
         ui_url=env_vars.get("FLYWHEEL_UI_URL", "http://127.0.0.1:3000").strip(),
         spark_retries=int(env_vars.get("FLYWHEEL_SPARK_RETRIES", "2")),
         spark_retry_delay_seconds=float(env_vars.get("FLYWHEEL_SPARK_RETRY_DELAY_SECONDS", "60")),
+        postgres=bool(env_vars.get("FLYWHEEL_PG_HOST", "").strip()),
+        code_server=env_vars.get("FLYWHEEL_CODE_SERVER", "127.0.0.1:4266").strip(),
+        sensor_interval_seconds=_positive(env_vars.get("FLYWHEEL_SENSOR_INTERVAL_SECONDS", "60"),
+                                          "FLYWHEEL_SENSOR_INTERVAL_SECONDS"),
         freshness_days=_positive(env_vars.get("FLYWHEEL_FRESHNESS_DAYS", "45"), "FLYWHEEL_FRESHNESS_DAYS"),
     )
 

@@ -175,3 +175,53 @@ def webhook_receiver():
 def receiver():
     with webhook_receiver() as found:
         yield found
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _postgres_bin(name: str) -> str:
+    import glob
+
+    found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None)
+    if not found:
+        pytest.fail(f"{name} not found: PostgreSQL's server (Debian package postgresql) is needed; .ci/run installs it")
+    return found
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server (Debian's package) on 127.0.0.1, any free port, its data under a
+    temporary folder, password authentication over TCP. Yields the FLYWHEEL_PG_* environment."""
+    import subprocess
+    import tempfile
+
+    # not under pytest's own temporary root: that is private to this user, and the server's user must reach it
+    root = Path(tempfile.mkdtemp(prefix="flywheel-postgres-"))
+    data, password = root / "data", "fw-pg-" + os.urandom(6).hex()
+    (root / "pw").write_text(password)
+    # initdb and postgres refuse to run as root: as root, run them as Debian's postgres user
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_user:
+        shutil.chown(root, "postgres")
+        shutil.chown(root / "pw", "postgres")
+    port = free_port()
+
+    def run(*cmd):
+        done = subprocess.run([*as_user, *cmd], capture_output=True, text=True)
+        if done.returncode:
+            pytest.fail(f"{' '.join(cmd)} failed: {done.stdout}{done.stderr}")
+    run(_postgres_bin("initdb"), "-D", str(data), "-U", "flywheel", f"--pwfile={root / 'pw'}",
+        "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8")
+    run(_postgres_bin("pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-w", "start",
+        "-o", f"-c listen_addresses=127.0.0.1 -c port={port} -k {root} -c max_connections=200")
+    run(_postgres_bin("createdb"), "-h", str(root), "-p", str(port), "-U", "flywheel", "flywheel")  # its socket: trust
+    yield {"FLYWHEEL_PG_HOST": "127.0.0.1", "FLYWHEEL_PG_PORT": str(port), "FLYWHEEL_PG_USER": "flywheel",
+           "FLYWHEEL_PG_PASSWORD": password, "FLYWHEEL_PG_DB": "flywheel"}
+    run(_postgres_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
+    shutil.rmtree(root, ignore_errors=True)

@@ -8,6 +8,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,6 +112,18 @@ class _Run:
     forced_state: str | None = None
     stopped: bool = False
     final: dict | None = None
+    output: list[str] | None = None
+    shipper: threading.Thread | None = None
+
+
+def ship_output(proc: subprocess.Popen, lines: list[str], logs, stream: str) -> None:
+    """What Glue does with a driver's output: each line into CloudWatch Logs, group
+    /aws-glue/jobs/output, a stream named after the run id, while the job runs."""
+    logs.create_log_stream(logGroupName="/aws-glue/jobs/output", logStreamName=stream)
+    for line in proc.stdout:
+        lines.append(line)
+        logs.put_log_events(logGroupName="/aws-glue/jobs/output", logStreamName=stream,
+                            logEvents=[{"timestamp": int(time.time() * 1000), "message": line.rstrip("\n") or " "}])
 
 
 def test_deploy_says_which_catalog_locations_lake_formation_does_not_know(deployed):
@@ -151,6 +165,9 @@ class GlueStandIn:
         self.force_state: str | None = None
         self.force_once = False
         self.started: list[dict] = []
+        self.logs = boto3.client("logs")
+        for group in ("/aws-glue/jobs/output", "/aws-glue/jobs/error"):
+            self.logs.create_log_group(logGroupName=group)
 
     @property
     def meta(self):
@@ -177,7 +194,10 @@ class GlueStandIn:
             env["JAVA_HOME"] = os.environ["JAVA_HOME"]
         proc = subprocess.Popen([sys.executable, script, *args], env=env, cwd=workdir,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.runs[run_id] = _Run(proc, workdir, self.force_state)
+        lines: list[str] = []
+        shipper = threading.Thread(target=ship_output, args=(proc, lines, self.logs, run_id), daemon=True)
+        shipper.start()
+        self.runs[run_id] = _Run(proc, workdir, self.force_state, output=lines, shipper=shipper)
         if self.force_once:
             self.force_state = None
         return {"JobRunId": run_id}
@@ -190,7 +210,9 @@ class GlueStandIn:
         if run.proc.poll() is None and not run.stopped:
             response["JobRun"]["JobRunState"] = "RUNNING"
             return response
-        output = run.proc.communicate()[0] if not run.stopped else ""
+        run.proc.wait()
+        run.shipper.join(timeout=30)
+        output = "".join(run.output) if not run.stopped else ""
         if run.stopped:
             state = "STOPPED"
         elif run.forced_state:
@@ -227,10 +249,16 @@ def materialize_on_glue(settings, lake, name, snapshot=LATEST, config=None, asse
                        resources={"lake": Lake(data_root=str(lake)), "spark_jobs": runner}, run_config=config or {})
 
 
-def test_split_asset_runs_the_deployed_script_through_pipes_glue_client(glue_stand_in, lake):
+def test_split_asset_runs_the_deployed_script_through_pipes_glue_client(glue_stand_in, lake, capsys):
     settings, stand_in = glue_stand_in
     result = materialize_on_glue(settings, lake, "addressable_bucket")
     assert result.success, [e.step_failure_data.error.message for e in result.get_step_failure_events()]
+    # the Glue driver's output (CloudWatch /aws-glue/jobs/output, stream = run id) in the step's stdout
+    run_id = result.asset_materializations_for_node("addressable_bucket")[0].metadata["AWS Glue Job Run ID"].value
+    shipped = [e["message"] for e in boto3.client("logs").get_log_events(
+        logGroupName="/aws-glue/jobs/output", logStreamName=run_id, startFromHead=True)["events"]]
+    summary = next(line for line in shipped if line.startswith('{"job": "addressable_bucket"'))
+    assert summary in capsys.readouterr().out
     started = stand_in.started[0]
     assert started["JobName"] == "etl-omc-flywheel-prod-addressable-bucket"
     assert started["Arguments"]["--SNAPSHOT_DT"] == LATEST

@@ -133,10 +133,10 @@ def test_aws_environment_uses_glue_and_athena():
 def test_current_snapshot_layout_writers_never_overlap_across_runs(tmp_path, production_defs):
     from dagster import DagsterInstance
 
-    from flywheel_assets.cli import INSTANCE_YAML
+    from flywheel_assets.instance import write_instance_config
 
-    (tmp_path / "dagster.yaml").write_text(INSTANCE_YAML)
-    config = DagsterInstance.from_config(str(tmp_path)).get_concurrency_config()
+    home = write_instance_config(get_settings({"FLYWHEEL_HOME": str(tmp_path)}))
+    config = DagsterInstance.from_config(str(home)).get_concurrency_config()
     assert config.pool_config.default_pool_limit == 1
     assert config.run_queue_config.max_concurrent_runs == 4
     defs = production_defs[0]

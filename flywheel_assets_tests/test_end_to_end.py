@@ -308,7 +308,7 @@ def test_retry_failed_reruns_only_what_failed_and_downstream(backfilled):
     run = instance.get_runs(limit=1)[0]
     assert run.parent_run_id is not None
     assert sorted(s.step_key for s in instance.get_run_step_stats(run.run_id)) == [
-        "bucketed_tables", "ext_tables", "infobase_split"]
+        "bucketed_tables", "data_monitor", "ext_tables", "infobase_split"]  # the monitor waits for them
 
 
 def test_run_writes_the_readiness_report_locally(latest_run):

@@ -10,7 +10,6 @@ from typing import Optional
 
 from dagster import (
     AssetCheckExecutionContext,
-    AssetCheckKey,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
@@ -32,7 +31,6 @@ from flywheel_assets.catalog.base import Catalog
 from flywheel_assets.catalog.names import identifier, positive
 from flywheel_assets.monitor import Limits, as_of_date, run_monitor, write_report
 from flywheel_assets.pipelines.bucketed import current_snapshot_tables
-from flywheel_assets.pipelines.keys import bucketed_key
 from flywheel_assets.pipelines.partitioned import ER_TABLE, snapshot_folder_tables
 from flywheel_assets.resources import CleanRoomsReporting
 from flywheel_assets.settings import get_settings
@@ -141,6 +139,3 @@ def daily_schedule(job):
 
     return daily_data_monitor
 
-
-def check_keys(asset_keys: list[AssetKey]) -> list[AssetCheckKey]:
-    return [AssetCheckKey(k, n) for k in asset_keys for n in CHECK_NAMES]

@@ -1,0 +1,78 @@
+"""The Dagster instance configuration (``$FLYWHEEL_HOME/dagster/dagster.yaml``), from the settings.
+
+Locally: SQLite under FLYWHEEL_HOME, compute logs on disk. In production (``FLYWHEEL_PG_HOST``
+set): run, event-log and schedule storage in PostgreSQL (dagster-postgres), run monitoring (a run
+whose worker died is marked failed and retried once; input errors and failed checks never are),
+and with ``FLYWHEEL_ENV=aws`` compute logs on S3 (dagster-aws). Both keep the run queue's limits.
+Connection settings are written as references to the environment (``{env: FLYWHEEL_PG_PASSWORD}``),
+never their values: the file holds no secret.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from flywheel_assets.core import storage
+from flywheel_assets.settings import Settings
+
+MARKER = "# Written by flywheel from its settings (FLYWHEEL_*); delete this line to keep your own edits.\n"
+
+# Runs launched from the UI, the sensor and backfills go through the run queue: at most 4 at once,
+# and never two of the same snapshot (the partition tag) at the same time. Pools (the
+# current-snapshot-layout split assets) run one step at a time across runs.
+CONCURRENCY = {
+    "runs": {"max_concurrent_runs": 4,
+             "tag_concurrency_limits": [{"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True},
+                                         "limit": 1}]},
+    "pools": {"default_limit": 1},
+}
+# What flywheel wrote before it wrote the marker: still ours to update.
+LEGACY = """telemetry:
+  enabled: false
+concurrency:
+  runs:
+    max_concurrent_runs: 4
+    tag_concurrency_limits:
+      - key: dagster/partition
+        value:
+          applyLimitPerUniqueValue: true
+        limit: 1
+  pools:
+    default_limit: 1
+"""
+POSTGRES_ENV = {"hostname": "FLYWHEEL_PG_HOST", "port": "FLYWHEEL_PG_PORT", "username": "FLYWHEEL_PG_USER",
+                "password": "FLYWHEEL_PG_PASSWORD", "db_name": "FLYWHEEL_PG_DB"}
+
+
+def instance_config(settings: Settings) -> dict:
+    config: dict = {"telemetry": {"enabled": False}, "concurrency": CONCURRENCY}
+    if settings.postgres:
+        config["storage"] = {"postgres": {"postgres_db": {k: {"env": v} for k, v in POSTGRES_ENV.items()}}}
+        config["run_monitoring"] = {"enabled": True, "start_timeout_seconds": 180, "cancel_timeout_seconds": 180,
+                                    "poll_interval_seconds": 60, "max_resume_run_attempts": 0}
+        config["run_retries"] = {"enabled": True, "max_retries": 1, "retry_on_asset_or_op_failure": False}
+    if settings.env == "aws":
+        bucket, prefix = storage.split_s3(storage.join(settings.analysis_root, "dagster-compute-logs"))
+        config["compute_logs"] = {"module": "dagster_aws.s3.compute_log_manager", "class": "S3ComputeLogManager",
+                                  "config": {"bucket": bucket, "prefix": prefix, "region": settings.aws_region,
+                                             "upload_interval": 30}}
+    return config
+
+
+def render(settings: Settings) -> str:
+    return MARKER + yaml.safe_dump(instance_config(settings), sort_keys=False)
+
+
+def write_instance_config(settings: Settings) -> Path:
+    """Write dagster.yaml under the Dagster home from the settings, unless a user took it over
+    (removed the marker line); returns the home."""
+    home = settings.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / "dagster.yaml"
+    if not path.exists() or path.read_text().startswith(MARKER) or path.read_text() == LEGACY:
+        text = render(settings)
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+    return home
