@@ -12,8 +12,9 @@ demo: setup
 	bin/flywheel demo-data
 	bin/flywheel run --snapshot latest
 
-# 2. Set up and run the tests.
-test: setup
+# 2. Set up (with the PostgreSQL server the deployment tests start) and run the tests.
+test:
+	@bin/setup --with-postgres
 	$(BIN)/python -m pytest -q
 
 # 3. Open the Dagster UI on the same local instance (http://127.0.0.1:3000).

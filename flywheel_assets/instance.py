@@ -49,7 +49,9 @@ POSTGRES_ENV = {"hostname": "FLYWHEEL_PG_HOST", "port": "FLYWHEEL_PG_PORT", "use
 def instance_config(settings: Settings) -> dict:
     config: dict = {"telemetry": {"enabled": False}, "concurrency": CONCURRENCY}
     if settings.postgres:
-        config["storage"] = {"postgres": {"postgres_db": {k: {"env": v} for k, v in POSTGRES_ENV.items()}}}
+        # SQLAlchemy 2.1 defaults postgresql:// to psycopg 3; dagster-postgres ships psycopg2
+        config["storage"] = {"postgres": {"postgres_db": {**{k: {"env": v} for k, v in POSTGRES_ENV.items()},
+                                                          "scheme": "postgresql+psycopg2"}}}
         config["run_monitoring"] = {"enabled": True, "start_timeout_seconds": 180, "cancel_timeout_seconds": 180,
                                     "poll_interval_seconds": 60, "max_resume_run_attempts": 0}
         config["run_retries"] = {"enabled": True, "max_retries": 1, "retry_on_asset_or_op_failure": False}

@@ -154,6 +154,52 @@ def pipes_over_s3(pipes_s3: str, interval: float) -> dict:
 
 
 GLUE_LOG_GROUPS = (("/aws-glue/jobs/output", "stdout"), ("/aws-glue/jobs/error", "stderr"))
+LOG_POLL_SECONDS = 2.0
+
+
+def driver_log_reader(**kwargs):
+    """dagster-aws's CloudWatch log reader, polling every few seconds and ending with the session.
+
+    Its own loop (dagster-aws 0.29) calls GetLogEvents back to back and looks at the end of the
+    session only after a batch of new lines: once the job is quiet it polls without pause, forever,
+    in a non-daemon thread that keeps the step's process alive; and a stream that never appears (a
+    driver that wrote nothing there) holds the step 60 s after the job ended. Here the reader starts
+    at once, waits for its stream, drains it once the session has closed, then returns."""
+    from dagster._core.pipes.utils import forward_only_logs_to_file
+    from dagster_aws.pipes import PipesCloudWatchLogReader
+
+    class DriverLogReader(PipesCloudWatchLogReader):
+        def target_is_readable(self, params) -> bool:
+            return True  # the stream appears with the driver's first line (or never): waited for below
+
+        def _start(self, params, is_session_closed) -> None:
+            request = {"logGroupName": params.get("log_group") or self.log_group, "startFromHead": True,
+                       "logStreamName": params.get("log_stream") or self.log_stream}
+            if self.start_time:
+                request["startTime"] = self.start_time
+            while True:
+                closing = is_session_closed.is_set()  # read once more after the job ended
+                try:
+                    response = self.client.get_log_events(**request)
+                except self.client.exceptions.ResourceNotFoundException:  # nothing written yet
+                    if closing:
+                        return
+                    is_session_closed.wait(LOG_POLL_SECONDS)
+                    continue
+                except Exception as exc:  # noqa: BLE001 - logs are a courtesy: never fail the step for them
+                    self.target_stream.write(f"[flywheel] stopped reading {request['logGroupName']}: {exc}\n")
+                    return
+                for event in response.get("events", []):
+                    for line in event.get("message", "").splitlines():
+                        if line:
+                            forward_only_logs_to_file(line, self.target_stream)
+                request["nextToken"] = response["nextForwardToken"]
+                if not response.get("events"):
+                    if closing:
+                        return
+                    is_session_closed.wait(LOG_POLL_SECONDS)
+
+    return DriverLogReader(**kwargs)
 
 
 class GlueLogForwarding:
@@ -166,11 +212,9 @@ class GlueLogForwarding:
         self._glue, self._reader, self._logs, self._started_ms = glue, message_reader, logs, started_ms
 
     def start_job_run(self, **params):
-        from dagster_aws.pipes import PipesCloudWatchLogReader
-
         response = self._glue.start_job_run(**params)
         for group, stream in GLUE_LOG_GROUPS:
-            self._reader.add_log_reader(PipesCloudWatchLogReader(
+            self._reader.add_log_reader(driver_log_reader(
                 client=self._logs, log_group=group, log_stream=response["JobRunId"], start_time=self._started_ms,
                 target_stream=getattr(sys, stream), debug_info=f"Glue driver {stream}"))
         return response

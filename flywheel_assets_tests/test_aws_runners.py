@@ -113,16 +113,17 @@ class _Run:
     stopped: bool = False
     final: dict | None = None
     output: list[str] | None = None
-    shipper: threading.Thread | None = None
+    shippers: list[threading.Thread] | None = None
 
 
-def ship_output(proc: subprocess.Popen, lines: list[str], logs, stream: str) -> None:
-    """What Glue does with a driver's output: each line into CloudWatch Logs, group
-    /aws-glue/jobs/output, a stream named after the run id, while the job runs."""
-    logs.create_log_stream(logGroupName="/aws-glue/jobs/output", logStreamName=stream)
-    for line in proc.stdout:
+def ship_output(pipe, lines: list[str], logs, group: str, stream: str) -> None:
+    """What Glue does with a driver's output: each line into CloudWatch Logs (stdout to group
+    /aws-glue/jobs/output, stderr to /aws-glue/jobs/error), a stream named after the run id, while
+    the job runs."""
+    logs.create_log_stream(logGroupName=group, logStreamName=stream)
+    for line in pipe:
         lines.append(line)
-        logs.put_log_events(logGroupName="/aws-glue/jobs/output", logStreamName=stream,
+        logs.put_log_events(logGroupName=group, logStreamName=stream,
                             logEvents=[{"timestamp": int(time.time() * 1000), "message": line.rstrip("\n") or " "}])
 
 
@@ -193,11 +194,13 @@ class GlueStandIn:
         if "JAVA_HOME" in os.environ:
             env["JAVA_HOME"] = os.environ["JAVA_HOME"]
         proc = subprocess.Popen([sys.executable, script, *args], env=env, cwd=workdir,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        lines: list[str] = []
-        shipper = threading.Thread(target=ship_output, args=(proc, lines, self.logs, run_id), daemon=True)
-        shipper.start()
-        self.runs[run_id] = _Run(proc, workdir, self.force_state, output=lines, shipper=shipper)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lines: list[str] = []  # both streams, as they come
+        shippers = [threading.Thread(target=ship_output, args=(pipe, lines, self.logs, group, run_id), daemon=True)
+                    for pipe, group in ((proc.stdout, "/aws-glue/jobs/output"), (proc.stderr, "/aws-glue/jobs/error"))]
+        for shipper in shippers:
+            shipper.start()
+        self.runs[run_id] = _Run(proc, workdir, self.force_state, output=lines, shippers=shippers)
         if self.force_once:
             self.force_state = None
         return {"JobRunId": run_id}
@@ -211,7 +214,8 @@ class GlueStandIn:
             response["JobRun"]["JobRunState"] = "RUNNING"
             return response
         run.proc.wait()
-        run.shipper.join(timeout=30)
+        for shipper in run.shippers:
+            shipper.join(timeout=30)
         output = "".join(run.output) if not run.stopped else ""
         if run.stopped:
             state = "STOPPED"
@@ -449,7 +453,8 @@ def test_iam_policies_grant_what_the_platform_calls():
               "glue:DeleteTable", "glue:GetPartitions", "glue:GetPartition", "glue:BatchCreatePartition",
               "glue:CreateDatabase", "glue:GetDatabase", "athena:StartQueryExecution",
               "athena:GetQueryExecution", "athena:GetQueryResults", "athena:StopQueryExecution", "iam:PassRole",
-              "lakeformation:ListResources", "lakeformation:GetDataAccess", "sns:Publish"}
+              "lakeformation:ListResources", "lakeformation:GetDataAccess", "sns:Publish",
+              "logs:GetLogEvents", "logs:DescribeLogStreams"}  # the Glue driver's output in the run's logs
     assert needed <= dagster
     assert not any(a.endswith(":*") or a == "*" for a in dagster)  # least privilege: no wildcard actions
     job = json.loads((root / "glue-job-role-policy.json").read_text())

@@ -129,9 +129,13 @@ def graphql(port: int, query: str) -> dict:
 
 
 RUNS = "{ runsOrError { ... on Runs { results { runId status tags { key value } } } } }"
-TICKS = ('{ sensorOrError(sensorSelector: {repositoryLocationName: "flywheel", repositoryName: "__repository__", '
-         'sensorName: "raw_snapshot_sensor"}) { ... on Sensor { sensorState { ticks(limit: 50) '
-         '{ status timestamp endTimestamp runIds } } } } }')
+TICKS = ("{ repositoriesOrError { ... on RepositoryConnection { nodes { sensors { name sensorState "
+         "{ ticks(limit: 50) { status timestamp endTimestamp runIds } } } } } } }")
+
+
+def sensor_ticks(port: int, name: str) -> list[dict]:
+    repositories = graphql(port, TICKS)["repositoriesOrError"]["nodes"]
+    return next(s["sensorState"]["ticks"] for r in repositories for s in r["sensors"] if s["name"] == name)
 
 
 def runs_for(instance: DagsterInstance, snapshot: str):
@@ -160,7 +164,8 @@ def test_daemon_runs_new_snapshots_alerts_once_and_survives_restarts(postgres, s
         env = {**os.environ, **postgres, "FLYWHEEL_HOME": str(home), "FLYWHEEL_DATA_ROOT": str(lake),
                "FLYWHEEL_DATABASE": "t_deployment", "FLYWHEEL_ALERT_WEBHOOK_URL": url, "FLYWHEEL_ALERT_ON_SUCCESS": "true",
                "FLYWHEEL_SENSOR_INTERVAL_SECONDS": "2", "FLYWHEEL_CODE_SERVER": f"127.0.0.1:{code_port}",
-               "FLYWHEEL_UI_URL": f"http://127.0.0.1:{web_port}", "FLYWHEEL_ENV": "local"}
+               "FLYWHEEL_UI_URL": f"http://127.0.0.1:{web_port}", "FLYWHEEL_ENV": "local",
+               "FLYWHEEL_FRESHNESS_DAYS": "400"}  # snapshot 1 may be two months old; a data monitor alert would be extra
         env.pop("DAGSTER_HOME", None)
         for key, value in postgres.items():  # the instance file refers to them; this process reads it too
             monkeypatch.setenv(key, value)
@@ -200,7 +205,8 @@ def test_daemon_runs_new_snapshots_alerts_once_and_survives_restarts(postgres, s
             retried = instance.get_records_for_run(bad.run_id, of_type=DagsterEventType.STEP_UP_FOR_RETRY).records
             assert retried == []  # an input error is never retried
             assert [r.run_id for r in runs_for(instance, SNAP1)] == [run.run_id]  # nothing launched twice
-            assert sorted(m["run_id"] for m in received) == sorted([run.run_id, bad.run_id])  # one message each
+            assert sorted(m["run_id"] for m in received) == sorted([run.run_id, bad.run_id]), [  # one message each
+                (m["status"], m["text"][:600]) for m in received]
 
             # 3. history survives a webserver restart; the sensor's cursor holds both snapshots
             wait_for("the webserver", lambda: port_open(web_port), 120, services)
@@ -210,7 +216,7 @@ def test_daemon_runs_new_snapshots_alerts_once_and_survives_restarts(postgres, s
             wait_for("the webserver again", lambda: port_open(web_port), 120, services)
             after = wait_for("the runs", lambda: graphql(web_port, RUNS)["runsOrError"]["results"], 60, services)
             assert sorted(r["runId"] for r in after) == sorted(r["runId"] for r in before)
-            ticks = graphql(web_port, TICKS)["sensorOrError"]["sensorState"]["ticks"]
+            ticks = sensor_ticks(web_port, "raw_snapshot_sensor")
             launched = [run_id for t in ticks for run_id in t["runIds"]]
             assert sorted(launched) == sorted([run.run_id, bad.run_id])
 
