@@ -202,25 +202,27 @@ def driver_log_reader(**kwargs):
     return DriverLogReader(**kwargs)
 
 
-class GlueLogForwarding:
-    """The Glue client, except that once a job run starts, its driver's stdout and stderr (Glue
-    writes them to CloudWatch, one stream per run id) are tailed into this step's own stdout and
-    stderr by dagster-aws's CloudWatch log reader: the run's logs show them while the job runs.
-    The run id is only known after start_job_run, which is what ``add_log_reader`` is for."""
+class DriverLogForwarding:
+    """A Glue or EMR Serverless client, except that once a job run starts, its driver's stdout and
+    stderr (the service writes them to CloudWatch, in streams named after the run) are tailed into
+    this step's own stdout and stderr: the run's logs show them while the job runs. The run id is
+    only known after start_job_run, which is what the message reader's ``add_log_reader`` is for.
+    ``streams``: the start_job_run response -> (log group, log stream, "stdout"/"stderr")."""
 
-    def __init__(self, glue, message_reader, logs, started_ms: int):
-        self._glue, self._reader, self._logs, self._started_ms = glue, message_reader, logs, started_ms
+    def __init__(self, client, message_reader, logs, streams):
+        self._client, self._reader, self._logs, self._streams = client, message_reader, logs, streams
+        self._started_ms = int(time.time() * 1000)
 
     def start_job_run(self, **params):
-        response = self._glue.start_job_run(**params)
-        for group, stream in GLUE_LOG_GROUPS:
+        response = self._client.start_job_run(**params)
+        for group, stream, target in self._streams(response):
             self._reader.add_log_reader(driver_log_reader(
-                client=self._logs, log_group=group, log_stream=response["JobRunId"], start_time=self._started_ms,
-                target_stream=getattr(sys, stream), debug_info=f"Glue driver {stream}"))
+                client=self._logs, log_group=group, log_stream=stream, start_time=self._started_ms,
+                target_stream=getattr(sys, target), debug_info=f"driver {target} ({group})"))
         return response
 
     def __getattr__(self, name):
-        return getattr(self._glue, name)
+        return getattr(self._client, name)
 
 
 class GlueSparkRunner(SparkJobRunner):
@@ -239,8 +241,8 @@ class GlueSparkRunner(SparkJobRunner):
 
         script_path(job)  # a known job
         pipes = pipes_over_s3(self.pipes_s3, self.message_interval_sec)
-        glue = GlueLogForwarding(self.glue_client(), pipes["message_reader"], storage.aws_client("logs", self.region),
-                                 int(time.time() * 1000))
+        glue = DriverLogForwarding(self.glue_client(), pipes["message_reader"], storage.aws_client("logs", self.region),
+                                   lambda started: [(g, started["JobRunId"], t) for g, t in GLUE_LOG_GROUPS])
         client = PipesGlueClient(client=glue, **pipes, forward_termination=True)  # terminating the run stops Glue's
         name = JOBS[job].glue_job_name(self.job_prefix)
         args = {f"--{k}": str(v) for k, v in arguments.items()}
@@ -265,6 +267,7 @@ class EMRServerlessSparkRunner(SparkJobRunner):
     artifacts_s3: str
     pipes_s3: str
     message_interval_sec: float = 5.0
+    log_group: str = "/aws/emr-serverless"  # where each run's driver stdout/stderr go (CloudWatch)
 
     def emr_client(self):
         return storage.aws_client("emr-serverless", self.region)
@@ -282,15 +285,23 @@ class EMRServerlessSparkRunner(SparkJobRunner):
                 "sparkSubmitParameters": f"--py-files {bundle_uri(self.artifacts_s3)} "
                                          "--conf spark.sql.sources.partitionOverwriteMode=dynamic",
             }},
+            "configurationOverrides": {"monitoringConfiguration": {"cloudWatchLoggingConfiguration": {
+                "enabled": True, "logGroupName": self.log_group}}},
         }
+
+    def driver_streams(self, started: dict) -> list[tuple[str, str, str]]:
+        """EMR Serverless's CloudWatch streams of a run's Spark driver."""
+        base = f"/applications/{started['applicationId']}/jobs/{started['jobRunId']}/SPARK_DRIVER"
+        return [(self.log_group, f"{base}/{t}", t) for t in ("stdout", "stderr")]
 
     def run(self, context: AssetExecutionContext, job: str, arguments: Mapping[str, str]) -> Sequence:
         from dagster_aws.pipes import PipesEMRServerlessClient
 
         script_path(job)
-        client = PipesEMRServerlessClient(client=self.emr_client(),
-                                          **pipes_over_s3(self.pipes_s3, self.message_interval_sec),
-                                          forward_termination=True)
+        pipes = pipes_over_s3(self.pipes_s3, self.message_interval_sec)
+        emr = DriverLogForwarding(self.emr_client(), pipes["message_reader"], storage.aws_client("logs", self.region),
+                                  self.driver_streams)
+        client = PipesEMRServerlessClient(client=emr, **pipes, forward_termination=True)
         try:
             invocation = client.run(context=context, start_job_run_params=self.start_params(job, arguments))
         except RuntimeError as exc:

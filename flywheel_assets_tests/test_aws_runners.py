@@ -402,8 +402,17 @@ class EMRServerlessStandIn:
                 key, value = word[len("spark.emr-serverless.driverEnv."):].split("=", 1)
                 env[key] = value
         run_id = f"00f{len(self.runs):013d}"
-        self.runs[run_id] = subprocess.Popen([sys.executable, script, *submit["entryPointArguments"]], env=env,
-                                             cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen([sys.executable, script, *submit["entryPointArguments"]], env=env,
+                                cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.runs[run_id] = proc
+        logging = params["configurationOverrides"]["monitoringConfiguration"]["cloudWatchLoggingConfiguration"]
+        if logging["enabled"]:  # EMR Serverless's layout: <group> /applications/<app>/jobs/<run>/SPARK_DRIVER/<stream>
+            logs, group = boto3.client("logs"), logging["logGroupName"]
+            if not logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"]:
+                logs.create_log_group(logGroupName=group)
+            base = f"/applications/{params['applicationId']}/jobs/{run_id}/SPARK_DRIVER"
+            for pipe, name in ((proc.stdout, "stdout"), (proc.stderr, "stderr")):
+                threading.Thread(target=ship_output, args=(pipe, [], logs, group, f"{base}/{name}"), daemon=True).start()
         return {"applicationId": params["applicationId"], "jobRunId": run_id, "arn": f"arn:aws:emr-serverless:::{run_id}"}
 
     def get_job_run(self, applicationId: str, jobRunId: str):
@@ -420,7 +429,7 @@ class EMRServerlessStandIn:
         return {"url": f"https://emr-studio.example/{jobRunId}"}
 
 
-def test_emr_serverless_runner_runs_the_deployed_script_through_pipes(deployed, lake, monkeypatch):
+def test_emr_serverless_runner_runs_the_deployed_script_through_pipes(deployed, lake, monkeypatch, capsys):
     from flywheel_assets.resources import EMRServerlessSparkRunner
 
     settings, _ = deployed
@@ -434,6 +443,10 @@ def test_emr_serverless_runner_runs_the_deployed_script_through_pipes(deployed, 
     result = materialize([step(assets_of(lake), "addressable_bucket")], partition_key=LATEST, instance=instance,
                          resources={"lake": Lake(data_root=str(lake)), "spark_jobs": runner})
     assert result.success
+    # the driver's stdout, shipped to CloudWatch as EMR Serverless does, in the step's stdout
+    assert '{"job": "addressable_bucket"' in capsys.readouterr().out
+    assert stand_in.started[0]["configurationOverrides"]["monitoringConfiguration"][
+        "cloudWatchLoggingConfiguration"] == {"enabled": True, "logGroupName": "/aws/emr-serverless"}
     submit = stand_in.started[0]["jobDriver"]["sparkSubmit"]
     assert submit["entryPoint"] == f"{settings.artifacts_s3}scripts/addressable_bucket.py"
     assert submit["entryPointArguments"][:2] == ["--SNAPSHOT_DT", LATEST]
