@@ -117,11 +117,15 @@ def outcomes(instance: DagsterInstance, run_id: str, step_names: list[str]) -> l
     for name, step in stats.items():  # steps that only check (the data monitor)
         if name not in result:
             result[name] = StepOutcome(name, step.status.value if step.status else "NOT RUN")
+    checked: dict[str, set] = {}
     for record in instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION).records:
-        event = record.event_log_entry.dagster_event
-        if event.step_key in result and not event.asset_check_evaluation_data.passed:
-            result[event.step_key].failed_checks.append(
-                f"{event.asset_check_evaluation_data.asset_key.to_user_string()}: {event.asset_check_evaluation_data.check_name}")
+        event, data = record.event_log_entry.dagster_event, record.event_log_entry.dagster_event.asset_check_evaluation_data
+        checked.setdefault(event.step_key, set()).add(data.asset_key)
+        if event.step_key in result and not data.passed:
+            result[event.step_key].failed_checks.append(f"{data.asset_key.to_user_string()}: {data.check_name}")
+    for name, keys in checked.items():  # a step that only checks: the tables it checked
+        if name in result and not result[name].tables:
+            result[name].tables = len(keys)
     for name, outcome in result.items():
         step = stats.get(name)
         if step and step.start_time and step.end_time:
