@@ -59,6 +59,7 @@ class TableHealth:
     duplicate_keys: int | None = None
     partitions_registered: int | None = None
     partitions_on_storage: int | None = None
+    distinct_keys: int | None = None
     stale: str | None = None
     problems: list[str] = field(default_factory=list)
 
@@ -73,73 +74,63 @@ def run_monitor(catalog: Catalog, database: str, bucket_tables: list[str], part_
     ``part_tables`` (lowercase names) and, if ``er``, the Entity Resolution table."""
     as_of = as_of or dt.datetime.now(dt.timezone.utc).date()
     infos = {t.name: t for t in catalog.list_tables(database, "", partitions=False)}  # one statement
-    rows: list[TableHealth] = []
-    queries: list[tuple[TableHealth, tuple]] = []  # (whose, key query) for the one statement
-    for t in bucket_tables:
-        health, query = _bucketed(infos, t, limits)
-        rows.append(health)
-        queries += [(health, query)] if query else []
-    for t in part_tables:
-        health, query = _part(catalog, database, infos, t, limits)
-        rows.append(health)
-        queries += [(health, query)] if query else []
-    er_health = None
+    found = [_bucketed(infos, t, limits) for t in bucket_tables]
+    found += [_part(catalog, database, infos, t, limits) for t in part_tables]
     if er:
-        er_health = TableHealth(ER_TABLE, "partitioned")
-        rows.append(er_health)
-        info = infos.get(ER_TABLE)
-        if info is None:
-            er_health.problems.append("not in the catalog")
-        else:
-            er_health.snapshot = info.snapshot
-            _contract(er_health, info, ("row_id", limits.key))
-            queries += [(er_health, (database, ER_TABLE, limits.key, None)),
-                        (er_health, (database, ER_TABLE, "row_id", None))]
+        found.append(_identity(database, infos, limits))
+    rows = [health for health, _ in found]
+    queries = [(health, q) for health, qs in found for q in qs]  # all key counts in one statement
     stats = catalog.key_stats([q for _, q in queries]) if queries else []
-    distinct_keys = {}
-    for (health, query), found in zip(queries, stats):
-        if isinstance(found, str):
-            health.problems.append(f"key count on {query[1]} failed: {found}")
-            continue
-        n_rows, n_keys, n_distinct = found
-        nulls, dups = n_rows - n_keys, n_keys - n_distinct
-        if query[2] == "row_id":
-            if dups:
-                health.problems.append(f"{dups} duplicate row_id values")
-            continue
-        health.rows, health.null_keys, health.duplicate_keys = n_rows, nulls, dups
-        distinct_keys[health.table] = n_distinct
-        if nulls > limits.max_null_keys:
-            health.problems.append(f"{nulls} rows without {limits.key} (limit {limits.max_null_keys})")
-        if dups > limits.max_duplicate_keys:
-            health.problems.append(f"{dups} duplicate {limits.key} values (limit {limits.max_duplicate_keys})")
-        if health.expected_rows is not None and n_rows != health.expected_rows:
-            health.problems.append(f"{n_rows} rows, but {health.expected_rows} in the files it was built from")
+    for (health, query), counted in zip(queries, stats):
+        _record_keys(health, query, counted, limits)
+    _compare_across(rows, infos, bucket_tables, part_tables, limits)
+    for health in rows:
+        _freshness(health, as_of, limits.freshness_days)
+    return report(database, as_of, limits, rows)
+
+
+def _record_keys(health: TableHealth, query: tuple, counted: tuple[int, int, int] | str, limits: Limits) -> None:
+    if isinstance(counted, str):
+        health.problems.append(f"key count on {query[1]} failed: {counted}")
+        return
+    n_rows, n_keys, n_distinct = counted
+    nulls, dups = n_rows - n_keys, n_keys - n_distinct
+    if query[2] != limits.key:  # the ER table's row_id: unique
+        if dups:
+            health.problems.append(f"{dups} duplicate {query[2]} values")
+        return
+    health.rows, health.null_keys, health.duplicate_keys, health.distinct_keys = n_rows, nulls, dups, n_distinct
+    if nulls > limits.max_null_keys:
+        health.problems.append(f"{nulls} rows without {limits.key} (limit {limits.max_null_keys})")
+    if dups > limits.max_duplicate_keys:
+        health.problems.append(f"{dups} duplicate {limits.key} values (limit {limits.max_duplicate_keys})")
+    if health.expected_rows is not None and n_rows != health.expected_rows:
+        health.problems.append(f"{n_rows} rows, but {health.expected_rows} in the files it was built from")
+
+
+def _compare_across(rows: list[TableHealth], infos: dict[str, TableInfo], bucket_tables: list[str],
+                    part_tables: list[str], limits: Limits) -> None:
+    """What no table shows alone: bucket counts, the two layouts, the ER table against its source."""
     by_name = {h.table: h for h in rows}
     if limits.bucket_count is None:  # tables are joined bucket to bucket: one count for all
         counts = Counter(infos[f"bucketed_{t}"].num_buckets for t in bucket_tables if f"bucketed_{t}" in infos)
-        if len(counts) > 1:
-            usual = counts.most_common(1)[0][0]
-            for t in bucket_tables:
-                info = infos.get(f"bucketed_{t}")
-                if info and info.num_buckets != usual:
-                    by_name[info.name].problems.append(f"contract: {info.num_buckets} buckets, the others {usual}")
+        usual = counts.most_common(1)[0][0] if counts else None
+        for t in bucket_tables:
+            info = infos.get(f"bucketed_{t}")
+            if info and info.num_buckets != usual:
+                by_name[info.name].problems.append(f"contract: {info.num_buckets} buckets, the others {usual}")
     for t in part_tables:  # the same table in both layouts, on the same snapshot: the same rows
         part, bucketed = by_name.get(f"part_{t}"), by_name.get(f"bucketed_{t}")
         if part and bucketed and part.snapshot == bucketed.snapshot and None not in (part.rows, bucketed.rows) \
                 and part.rows != bucketed.rows:
             part.problems.append(f"{part.rows} rows for snapshot_dt={part.snapshot}, but bucketed_{t} has {bucketed.rows}")
-    if er_health and er_health.rows is not None:
-        source = by_name.get("part_addressable_ids")
-        if source and source.snapshot and er_health.snapshot != source.snapshot:
-            er_health.problems.append(f"built for snapshot_dt={er_health.snapshot}, but part_addressable_ids is on "
-                                      f"{source.snapshot}")
-        elif source and "part_addressable_ids" in distinct_keys and er_health.rows != distinct_keys["part_addressable_ids"]:
-            er_health.problems.append(f"{er_health.rows} rows, but part_addressable_ids has "
-                                      f"{distinct_keys['part_addressable_ids']} distinct keys for {source.snapshot}")
-    for health in rows:
-        _freshness(health, as_of, limits.freshness_days)
-    return report(database, as_of, limits, rows)
+    er, source = by_name.get(ER_TABLE), by_name.get("part_addressable_ids")
+    if er and er.rows is not None and source and source.snapshot:
+        if er.snapshot != source.snapshot:
+            er.problems.append(f"built for snapshot_dt={er.snapshot}, but part_addressable_ids is on {source.snapshot}")
+        elif source.distinct_keys is not None and er.rows != source.distinct_keys:
+            er.problems.append(f"{er.rows} rows, but part_addressable_ids has {source.distinct_keys} distinct keys "
+                               f"for {source.snapshot}")
 
 
 def _contract(health: TableHealth, info: TableInfo, columns: tuple[str, ...], partition_keys: list[str] | None = None,
@@ -160,14 +151,14 @@ def _contract(health: TableHealth, info: TableInfo, columns: tuple[str, ...], pa
                                f"{buckets[0]} into {buckets[1] or 'buckets'}")
 
 
-def _bucketed(infos: dict[str, TableInfo], table: str, limits: Limits) -> tuple[TableHealth, tuple | None]:
+def _bucketed(infos: dict[str, TableInfo], table: str, limits: Limits) -> tuple[TableHealth, list[tuple]]:
     health = TableHealth(f"bucketed_{table}", "bucketed")
     ext, bucketed = infos.get(f"ext_{table}"), infos.get(f"bucketed_{table}")
     for name, info in ((f"ext_{table}", ext), (health.table, bucketed)):
         if info is None:
             health.problems.append(f"{name} is not in the catalog")
     if bucketed is None:
-        return health, None
+        return health, []
     health.snapshot = bucketed.snapshot
     _contract(health, bucketed, (limits.key,), buckets=([limits.key], limits.bucket_count))
     if ext is not None:
@@ -175,16 +166,16 @@ def _bucketed(infos: dict[str, TableInfo], table: str, limits: Limits) -> tuple[
         if ext.snapshot != bucketed.snapshot:
             health.problems.append(f"ext_{table} is on snapshot_dt={ext.snapshot}, {health.table} on {bucketed.snapshot}")
         health.expected_rows = _file_rows(health, ext.location)
-    return health, (bucketed.database, health.table, limits.key, None)
+    return health, [(bucketed.database, health.table, limits.key, None)]
 
 
 def _part(catalog: Catalog, database: str, infos: dict[str, TableInfo], table: str,
-          limits: Limits) -> tuple[TableHealth, tuple | None]:
+          limits: Limits) -> tuple[TableHealth, list[tuple]]:
     health = TableHealth(f"part_{table}", "partitioned")
     info = infos.get(health.table)
     if info is None:
         health.problems.append("not in the catalog")
-        return health, None
+        return health, []
     _contract(health, info, (limits.key,), partition_keys=["snapshot_dt"])
     registered = set(catalog.partition_values(database, health.table))  # one call, however many
     with_data = _snapshot_folders_with_data(info.location)
@@ -195,11 +186,22 @@ def _part(catalog: Catalog, database: str, infos: dict[str, TableInfo], table: s
         health.problems.append(f"on storage but not registered: snapshot_dt={', '.join(unregistered)}")
     if not registered:
         health.problems.append("no partition registered")
-        return health, None
+        return health, []
     health.snapshot = max(registered)
     if health.snapshot in with_data:
         health.expected_rows = _file_rows(health, snapshot_path(info.location, health.snapshot))
-    return health, (database, health.table, limits.key, health.snapshot)
+    return health, [(database, health.table, limits.key, health.snapshot)]
+
+
+def _identity(database: str, infos: dict[str, TableInfo], limits: Limits) -> tuple[TableHealth, list[tuple]]:
+    health = TableHealth(ER_TABLE, "partitioned")
+    info = infos.get(ER_TABLE)
+    if info is None:
+        health.problems.append("not in the catalog")
+        return health, []
+    health.snapshot = info.snapshot
+    _contract(health, info, ("row_id", limits.key))
+    return health, [(database, ER_TABLE, limits.key, None), (database, ER_TABLE, "row_id", None)]
 
 
 def _snapshot_folders_with_data(table_location: str) -> set[str]:

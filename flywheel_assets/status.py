@@ -11,6 +11,7 @@ import datetime as dt
 import json
 
 from dagster import AssetCheckKey, DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from flywheel_assets.core import storage
 from flywheel_assets.monitor import PIPELINES, latest_report
@@ -53,9 +54,10 @@ def check_findings(instance: DagsterInstance, asset_keys) -> tuple[list[str], li
     latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
     errors, warnings = [], []
     for key, record in sorted(latest.items(), key=lambda kv: (kv[0].asset_key.to_user_string(), kv[0].name)):
-        evaluation = record.evaluation  # None while planned or running
-        if evaluation is None or evaluation.passed:
+        # PLANNED: running, or never run because its run failed first (that run is reported itself)
+        if record.status != AssetCheckExecutionRecordStatus.FAILED:
             continue
+        evaluation = record.evaluation
         text = f"{key.asset_key.to_user_string()}: {key.name}" + (f" ({evaluation.description})" if evaluation.description else "")
         (warnings if evaluation.severity.value == "WARN" else errors).append(text)
     return errors, warnings

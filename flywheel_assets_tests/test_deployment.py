@@ -220,6 +220,15 @@ def test_daemon_runs_new_snapshots_alerts_once_and_survives_restarts(postgres, s
             launched = [run_id for t in ticks for run_id in t["runIds"]]
             assert sorted(launched) == sorted([run.run_id, bad.run_id])
 
+            # 4. `flywheel status` on the production instance: snapshot 1 live, the failed newest run named
+            proc = subprocess.run([sys.executable, "-m", "flywheel_assets.cli", "status", "--json"], env=env,
+                                  capture_output=True, text=True, timeout=120)
+            assert proc.stdout.startswith("{"), proc.stderr[-3000:]
+            status = json.loads(proc.stdout)
+            assert proc.returncode == 1 and status["pipelines"]["partitioned"]["live_snapshot"] == SNAP1
+            assert status["pipelines"]["partitioned"]["last_run"]["status"] == "SUCCESS"
+            assert f"the newest run ({bad.run_id}, snapshot_dt={SNAP2}) FAILED" in status["needs_attention"]
+
             # figures for the README: sensor tick and run launch on this instance
             durations = sorted(t["endTimestamp"] - t["timestamp"] for t in ticks if t["endTimestamp"])
             record = instance.get_run_record_by_id(run.run_id)
