@@ -201,6 +201,8 @@ class GlueStandIn:
         for shipper in shippers:
             shipper.start()
         self.runs[run_id] = _Run(proc, workdir, self.force_state, output=lines, shippers=shippers)
+        if self.force_state:  # a run that times out or errors is cut short, as Glue would
+            proc.kill()
         if self.force_once:
             self.force_state = None
         return {"JobRunId": run_id}
