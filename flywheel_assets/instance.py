@@ -1,9 +1,9 @@
 """The Dagster instance configuration (``$FLYWHEEL_HOME/dagster/dagster.yaml``), from the settings.
 
 Locally: SQLite under FLYWHEEL_HOME, compute logs on disk. In production (``FLYWHEEL_PG_HOST``
-set): run, event-log and schedule storage in PostgreSQL (dagster-postgres), run monitoring (runs
-that never start, hung cancels, a 72 h runtime cap) with one automatic re-run of a run that failed
-outside its steps (input errors and failed checks never are),
+set): run, event-log and schedule storage in PostgreSQL (dagster-postgres), a run whose worker
+died re-run once (input errors and failed checks never are), run monitoring (runs that never
+start, hung cancels, a 72 h runtime cap),
 and with ``FLYWHEEL_ENV=aws`` compute logs on S3 (dagster-aws). Both keep the run queue's limits.
 Connection settings are written as references to the environment (``{env: FLYWHEEL_PG_PASSWORD}``),
 never their values: the file holds no secret.
@@ -54,9 +54,9 @@ def instance_config(settings: Settings) -> dict:
         # SQLAlchemy 2.1 defaults postgresql:// to psycopg 3; dagster-postgres ships psycopg2
         config["storage"] = {"postgres": {"postgres_db": {**{k: {"env": v} for k, v in POSTGRES_ENV.items()},
                                                           "scheme": "postgresql+psycopg2"}}}
-        # Dagster's default launcher cannot report a started run's worker health: run monitoring
-        # catches runs that never start and hung cancels; a run whose worker died ends at the
-        # runtime cap, above the Glue jobs' 48 h timeout (ECS's launcher reports worker health).
+        # A run worker that dies is reported by the code server that launched it (then retried once,
+        # below); run monitoring catches runs that never start and hung cancels, and ends a run at
+        # the runtime cap, above the Glue jobs' 48 h timeout.
         config["run_monitoring"] = {"enabled": True, "start_timeout_seconds": 180, "cancel_timeout_seconds": 180,
                                     "max_runtime_seconds": MAX_RUN_SECONDS, "poll_interval_seconds": 60,
                                     "max_resume_run_attempts": 0}
