@@ -274,15 +274,18 @@ def write_report(result: dict, analysis_root: str) -> dict[str, str]:
     return files
 
 
-def latest_report(analysis_root: str) -> tuple[str, dict] | None:
-    """The newest monitor report under ``analysis_root`` (path, content), if any."""
-    folder = storage.join(analysis_root, FOLDER)
-    names = sorted(e.name for e in storage.list_dir(folder)
-                   if e.name.startswith("ACX_Data_Monitor_Report_") and e.name.endswith(".json"))
+def newest_json(folder: str, prefix: str) -> tuple[str, dict] | None:
+    """The newest ``<prefix>...json`` report in ``folder`` (names sort by date): (path, content)."""
+    names = sorted(e.name for e in storage.list_dir(folder) if e.name.startswith(prefix) and e.name.endswith(".json"))
     if not names:
         return None
     path = storage.join(folder, names[-1])
     return path, json.loads(storage.read_text(path))
+
+
+def latest_report(analysis_root: str) -> tuple[str, dict] | None:
+    """The newest monitor report under ``analysis_root`` (path, content), if any."""
+    return newest_json(storage.join(analysis_root, FOLDER), "ACX_Data_Monitor_Report_")
 
 
 def as_of_date(value: str | None) -> dt.date | None:

@@ -8,13 +8,12 @@ check, the runs) and the newest data-monitor and Clean Rooms reports under the a
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 from dagster import AssetCheckKey, DagsterInstance, DagsterRunStatus, RunsFilter
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from flywheel_assets.core import storage
-from flywheel_assets.monitor import PIPELINES, latest_report
+from flywheel_assets.monitor import PIPELINES, latest_report, newest_json
 from flywheel_assets.settings import Settings
 
 SNAPSHOT_JOB = "flywheel_snapshot"
@@ -78,13 +77,10 @@ def run_fact(run) -> dict | None:
 
 
 def cleanrooms_summary(analysis_root: str) -> dict | None:
-    folder = storage.join(analysis_root, "cleanrooms-reports")
-    names = sorted(e.name for e in storage.list_dir(folder)
-                   if e.name.startswith("ACX_Cleanroom_Report_") and e.name.endswith(".json"))
-    if not names:
+    found = newest_json(storage.join(analysis_root, "cleanrooms-reports"), "ACX_Cleanroom_Report_")
+    if found is None:
         return None
-    path = storage.join(folder, names[-1])
-    report = json.loads(storage.read_text(path))
+    path, report = found
     rows = report.get("tables_report", [])
     verdicts = [r["ready_for_analysis"] for r in rows]
     return {"report": path, "generated_at": report.get("generated_at"), "ready": verdicts.count("yes"),
