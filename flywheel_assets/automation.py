@@ -27,6 +27,7 @@ from flywheel_assets.core.jobs import BUCKETED_PIPELINE, JOBS
 from flywheel_assets.core.snapshots import partition_dates, snapshot_path, source_snapshots
 from flywheel_assets.partitions import snapshot_partitions
 from flywheel_assets.pipelines.keys import RAW_GROUP
+from flywheel_assets.pipelines.partitioned import ER_TABLE
 from flywheel_assets.resources import Lake
 from flywheel_assets.settings import get_settings
 
@@ -68,13 +69,19 @@ def published_bucket_snapshot(lake: Lake) -> str | None:
     return lake.current_snapshot(BUCKETED_TARGET)
 
 
+def for_late_snapshot(groups: dict[AssetKey, str | None]) -> list[AssetKey]:
+    """What a snapshot older than the bucketed pipeline's current one gets: the partitioned
+    pipeline's snapshot-folder tables and reports, not the tables that hold one current snapshot
+    (the bucketed pipeline, Entity Resolution's input), which are never rolled back by a late
+    snapshot. ``groups``: asset -> its group."""
+    return [k for k, g in groups.items() if g not in (BUCKETED_PIPELINE, RAW_GROUP) and k != AssetKey(ER_TABLE)]
+
+
 def run_request(snapshot: str, current: str | None, groups: dict[AssetKey, str | None]) -> RunRequest:
-    """The whole graph; only the partitioned pipeline for a snapshot older than the bucketed
-    pipeline's current one (its tables hold one snapshot and are not rolled back by automation).
-    ``groups``: every asset's group."""
+    """The whole graph, or for a late snapshot (older than the bucketed pipeline's current one)
+    what ``for_late_snapshot`` allows. ``groups``: every asset's group."""
     if current and snapshot < current:
-        return RunRequest(partition_key=snapshot, run_key=snapshot,
-                          asset_selection=[k for k, g in groups.items() if g not in (BUCKETED_PIPELINE, RAW_GROUP)],
+        return RunRequest(partition_key=snapshot, run_key=snapshot, asset_selection=for_late_snapshot(groups),
                           tags={"flywheel/late_snapshot": "true"})
     return RunRequest(partition_key=snapshot, run_key=snapshot)
 

@@ -1,10 +1,9 @@
 """The Dagster instance configuration (``$FLYWHEEL_HOME/dagster/dagster.yaml``), from the settings.
 
-Locally: SQLite under FLYWHEEL_HOME, compute logs on disk. In production (``FLYWHEEL_PG_HOST``
-set): run, event-log and schedule storage in PostgreSQL (dagster-postgres), a run whose worker
-died re-run once (input errors and failed checks never are), run monitoring (runs that never
-start, hung cancels, a 72 h runtime cap),
-and with ``FLYWHEEL_ENV=aws`` compute logs on S3 (dagster-aws). Both keep the run queue's limits.
+Both: the run queue's limits and run monitoring. Locally: SQLite under FLYWHEEL_HOME, compute logs
+on disk. In production (``FLYWHEEL_PG_HOST`` set): run, event-log and schedule storage in PostgreSQL
+(dagster-postgres), a run whose worker died re-run once (input errors and failed checks never
+are), and with ``FLYWHEEL_ENV=aws`` compute logs on S3 (dagster-aws).
 Connection settings are written as references to the environment (``{env: FLYWHEEL_PG_PASSWORD}``),
 never their values: the file holds no secret.
 """
@@ -48,18 +47,26 @@ POSTGRES_ENV = {"hostname": "FLYWHEEL_PG_HOST", "port": "FLYWHEEL_PG_PORT", "use
                 "password": "FLYWHEEL_PG_PASSWORD", "db_name": "FLYWHEEL_PG_DB"}
 
 
+def run_monitoring(settings: Settings) -> dict:
+    """A run worker that dies is reported by the code server that launched it; run monitoring
+    catches runs that never start and hung cancels, ends a run at the runtime cap (above the Glue
+    jobs' 48 h timeout), and frees the pool slots a killed step still held, once its run has ended:
+    without that the slot stays claimed and every later run of that step waits for it forever."""
+    poll = max(1, min(30, int(settings.sensor_interval_seconds)))
+    return {"enabled": True, "start_timeout_seconds": 180, "cancel_timeout_seconds": 180,
+            "max_runtime_seconds": MAX_RUN_SECONDS, "poll_interval_seconds": poll,
+            "max_resume_run_attempts": 0, "free_slots_after_run_end_seconds": 2 * poll}
+
+
 def instance_config(settings: Settings) -> dict:
-    config: dict = {"telemetry": {"enabled": False}, "concurrency": CONCURRENCY}
+    config: dict = {"telemetry": {"enabled": False}, "concurrency": CONCURRENCY,
+                    "run_monitoring": run_monitoring(settings)}
     if settings.postgres:
         # SQLAlchemy 2.1 defaults postgresql:// to psycopg 3; dagster-postgres ships psycopg2
         config["storage"] = {"postgres": {"postgres_db": {**{k: {"env": v} for k, v in POSTGRES_ENV.items()},
                                                           "scheme": "postgresql+psycopg2"}}}
-        # A run worker that dies is reported by the code server that launched it (then retried once,
-        # below); run monitoring catches runs that never start and hung cancels, and ends a run at
-        # the runtime cap, above the Glue jobs' 48 h timeout.
-        config["run_monitoring"] = {"enabled": True, "start_timeout_seconds": 180, "cancel_timeout_seconds": 180,
-                                    "max_runtime_seconds": MAX_RUN_SECONDS, "poll_interval_seconds": 60,
-                                    "max_resume_run_attempts": 0}
+        # a run whose worker died is re-run once; a run that failed in a step (bad input, a failed
+        # blocking check, a step that used up its own retries) never is
         config["run_retries"] = {"enabled": True, "max_retries": 1, "retry_on_asset_or_op_failure": False}
     if settings.env == "aws":
         bucket, prefix = storage.split_s3(storage.join(settings.analysis_root, "dagster-compute-logs"))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from dagster import (
     AssetKey,
@@ -18,7 +21,7 @@ from dagster import (
 from flywheel_assets.definitions import data_monitor_job, defs, flywheel_snapshot_job
 from flywheel_assets.messages import step_error_message
 from flywheel_assets.partitions import snapshot_partitions
-from flywheel_assets.core.jobs import BUCKETED_PIPELINE, JOBS
+from flywheel_assets.core.jobs import JOBS
 from flywheel_assets.resources import Lake
 from flywheel_assets.settings import Settings
 from flywheel_assets.core.errors import FlywheelInputError
@@ -138,7 +141,8 @@ def run_monitor_job(settings: Settings, config: dict) -> tuple[bool, dict | None
     from flywheel_assets.monitor import latest_report
 
     instance = DagsterInstance.get()
-    result = execute_job(reconstructable(data_monitor_job), instance=instance, raise_on_error=False,
+    fail_abandoned_runs(instance)
+    result = execute_job(reconstructable(data_monitor_job), instance=instance, raise_on_error=False, tags=run_tags(),
                          run_config={**LOGGING, "ops": {"data_monitor": {"config": config}}})
     found = latest_report(settings.analysis_root)
     return result.success, found[1] if found else None
@@ -175,10 +179,57 @@ def print_summary(snapshot: str, run_id: str, rows: list[StepOutcome]) -> None:
 
 LOGGING = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 ACTIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
+PROCESS_TAG = "flywheel/process"  # host:pid:start of the CLI process that executes a run in-process
+
+
+def process_identity(pid: int) -> str | None:
+    """host:pid:start time, so a pid the system reused for another process is not mistaken for it.
+    None if no such process (where /proc is missing, only whether the pid exists is known)."""
+    stat = Path(f"/proc/{pid}/stat")
+    if Path("/proc/self/stat").exists():
+        try:  # field 22, after the parenthesised command name (which may hold spaces)
+            return f"{socket.gethostname()}:{pid}:{stat.read_text().rsplit(')', 1)[1].split()[19]}"
+        except (OSError, IndexError):
+            return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return f"{socket.gethostname()}:{pid}:?"
+
+
+def run_tags(snapshot: str | None = None) -> dict[str, str]:
+    return {**({"dagster/partition": snapshot} if snapshot else {}), PROCESS_TAG: process_identity(os.getpid()) or ""}
+
+
+def fail_abandoned_runs(instance: DagsterInstance) -> list[str]:
+    """A `flywheel run` killed mid-run (kill -9, the OOM killer, a closed laptop lid's lost
+    terminal) leaves its run STARTED and its steps' pool slots claimed: every later run of that
+    snapshot would be refused as overlapping, and every later run of those steps would wait for the
+    slot forever. Runs this machine executed in-process whose process is gone are marked failed
+    (so `--retry-failed` can resume them) and their slots freed. Runs launched by a daemon or
+    `make ui` carry no such tag: their code server reports a dead worker itself."""
+    host = socket.gethostname() + ":"
+    failed = []
+    for run in instance.get_runs(RunsFilter(statuses=ACTIVE)):
+        owner = run.tags.get(PROCESS_TAG, "")
+        if not owner.startswith(host) or process_identity(int(owner.split(":")[1])) == owner:
+            continue
+        instance.report_run_failed(run, f"flywheel: the process that executed this run (pid {owner.split(':')[1]}) "
+                                   "is gone; marked failed, its pool slots freed")
+        if instance.event_log_storage.supports_global_concurrency_limits:
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        print(f"run {run.run_id} ({run.tags.get('dagster/partition', 'no snapshot')}) was left running by a process "
+              "that is gone: marked failed")
+        failed.append(run.run_id)
+    return failed
 
 
 def refuse_overlap(instance: DagsterInstance, snapshot: str) -> None:
     """Two runs of the same snapshot never overlap (the run queue enforces it for queued runs)."""
+    fail_abandoned_runs(instance)
     running = instance.get_runs(RunsFilter(tags={"dagster/partition": snapshot}, statuses=ACTIVE), limit=1)
     if running:
         raise FlywheelInputError(f"snapshot_dt={snapshot} is already being materialized by run {running[0].run_id}")
@@ -201,7 +252,7 @@ def run_snapshot(settings: Settings, requested: str, selection: list[str] | None
         reconstructable(flywheel_snapshot_job),
         instance=instance,
         asset_selection=[AssetKey.from_user_string(a) for a in assets],
-        tags={"dagster/partition": snapshot},
+        tags=run_tags(snapshot),
         run_config={**LOGGING, "ops": {k: v for k, v in (run_config or {}).get("ops", {}).items() if k in chosen}},
         raise_on_error=False,
     )
@@ -213,6 +264,7 @@ def retry_failed(settings: Settings, requested: str) -> bool:
     """Re-execute the snapshot's latest failed run from failure: only what failed and downstream."""
     snapshot = parse_date(requested, "--snapshot")
     instance = DagsterInstance.get()
+    fail_abandoned_runs(instance)
     runs = instance.get_runs(RunsFilter(tags={"dagster/partition": snapshot}), limit=1)
     if not runs or runs[0].status != DagsterRunStatus.FAILURE:
         state = runs[0].status.value if runs else "no runs"
@@ -223,7 +275,7 @@ def retry_failed(settings: Settings, requested: str) -> bool:
         reconstructable(flywheel_snapshot_job),
         instance=instance,
         run_config=parent.run_config,
-        tags={"dagster/partition": snapshot},
+        tags=run_tags(snapshot),
         reexecution_options=ReexecutionOptions.from_failure(parent.run_id, instance),
         raise_on_error=False,
     )
@@ -247,16 +299,18 @@ def backfill(settings: Settings, date_from: str | None, date_to: str | None, lis
         snapshots = [d for d in partition_dates(listed_sources(lake, assets)) if lo <= d <= hi]
         if not snapshots:
             raise FlywheelInputError(f"no snapshot between {lo} and {hi} that every source can serve")
-    from flywheel_assets.automation import published_bucket_snapshot
+    from flywheel_assets.automation import for_late_snapshot, published_bucket_snapshot
 
+    graph = defs.resolve_asset_graph()
+    late = {k.to_user_string() for k in for_late_snapshot({k: graph.get(k).group_name for k in graph.get_all_asset_keys()})}
     results = {}
     for snapshot in snapshots:
         current = published_bucket_snapshot(lake)
         chosen = assets
         if current and snapshot < current:
-            graph = defs.resolve_asset_graph()
-            chosen = [a for a in assets if graph.get(AssetKey.from_user_string(a)).group_name != BUCKETED_PIPELINE]
-            print(f"snapshot_dt={snapshot} is older than the bucketed pipeline's {current}: partitioned pipeline only")
+            chosen = [a for a in assets if a in late]
+            print(f"snapshot_dt={snapshot} is older than the bucketed pipeline's {current}: partitioned pipeline "
+                  "only, without Entity Resolution's input (tables holding one current snapshot are not rolled back)")
         results[snapshot] = run_snapshot(settings, snapshot, chosen, run_config) if chosen else True
     print("\nbackfill: " + ", ".join(f"{d} {'ok' if ok else 'FAILED'}" for d, ok in results.items()))
     return all(results.values())

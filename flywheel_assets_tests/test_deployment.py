@@ -4,7 +4,8 @@ and webserver started as `flywheel serve` starts them.
 The daemon's sensor launches the run of a new snapshot, and the daemon is killed (SIGKILL) while
 that run is in flight and started again: the run still ends (succeeded, not stuck), nothing is
 launched twice, and the success alert arrives once. A snapshot with unreadable source files then
-fails with exactly one failure alert and no retry. History survives a webserver restart. The
+fails with exactly one failure alert and no retry. History survives a webserver restart. A run
+worker killed mid-run is marked failed and re-run once, successfully. The
 figures (sensor tick, run launch) are printed for the README.
 """
 
@@ -32,10 +33,10 @@ from flywheel_assets.instance import MARKER, instance_config, render, write_inst
 from flywheel_assets.settings import get_settings
 from flywheel_assets_tests.conftest import free_port, webhook_receiver
 
-FIRST = (dt.date.today().replace(day=1) - dt.timedelta(days=40)).replace(day=15).isoformat()
-TINY = DemoSpec(rows=60, tables=(("IBE_01", 4), ("MIACS_02_A", 3)), snapshots=2, files_per_snapshot=1, seed=5,
+FIRST = (dt.date.today().replace(day=1) - dt.timedelta(days=70)).replace(day=15).isoformat()
+TINY = DemoSpec(rows=60, tables=(("IBE_01", 4), ("MIACS_02_A", 3)), snapshots=3, files_per_snapshot=1, seed=5,
                 first_snapshot=FIRST)
-SNAP1, SNAP2 = snapshot_dates(2, FIRST)
+SNAP1, SNAP2, SNAP3 = snapshot_dates(3, FIRST)
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -155,10 +156,42 @@ def write_unreadable_snapshot(lake: Path) -> None:
     (folder / "_SUCCESS").write_text("")
 
 
+def worker_in_split_step(instance: DagsterInstance, run_id: str) -> int | None:
+    """The pid of the run's worker once a pool-limited split step has started (its slot claimed)."""
+    events = [r.event_log_entry for r in instance.get_records_for_run(run_id).records]
+    started = {e.step_key for e in events if e.dagster_event and e.dagster_event.event_type == DagsterEventType.STEP_START}
+    pids = [e.message.split("pid: ")[1].rstrip(").") for e in events
+            if e.message.startswith("Started process for run (pid: ")]
+    return int(pids[0]) if pids and started & {"infobase_split", "addressable_bucket"} else None
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and its descendants, as the OOM killer takes a worker and what it started."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    todo, tree = [pid], []
+    while todo:
+        tree.append(todo.pop())
+        todo += children.get(tree[-1], [])
+    for p in tree:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def test_daemon_runs_new_snapshots_alerts_once_and_survives_restarts(postgres, spark_url, tmp_path, monkeypatch):
     home, lake = tmp_path / "home", tmp_path / "home" / "lake"
     write_demo_lake(lake, TINY)
     shutil.rmtree(lake / fw_settings.INFOBASE_RAW / f"snapshot_dt={SNAP2}")  # it arrives later, broken
+    held = tmp_path / "held"  # snapshot 3 arrives last
+    held.mkdir()
+    shutil.move(lake / fw_settings.INFOBASE_RAW / f"snapshot_dt={SNAP3}", held / SNAP3)
     web_port, code_port = free_port(), free_port()
     with webhook_receiver() as (url, received):
         env = {**os.environ, **postgres, "FLYWHEEL_HOME": str(home), "FLYWHEEL_DATA_ROOT": str(lake),
@@ -228,6 +261,25 @@ def test_daemon_runs_new_snapshots_alerts_once_and_survives_restarts(postgres, s
             assert proc.returncode == 1 and status["pipelines"]["partitioned"]["live_snapshot"] == SNAP1
             assert status["pipelines"]["partitioned"]["last_run"]["status"] == "SUCCESS"
             assert f"the newest run ({bad.run_id}, snapshot_dt={SNAP2}) FAILED" in status["needs_attention"]
+
+            # 5. snapshot 3's run worker is killed with its steps while a split step holds its pool
+            # slot: the code server marks the run failed, run_retries re-runs it once, run monitoring
+            # frees the dead step's slot, and the re-run succeeds
+            shutil.move(held / SNAP3, lake / fw_settings.INFOBASE_RAW / f"snapshot_dt={SNAP3}")
+            third = wait_for("the sensor's run of snapshot 3", lambda: runs_for(instance, SNAP3), 120, services)[0]
+            kill_tree(wait_for("run 3's split step", lambda: worker_in_split_step(instance, third.run_id), 300,
+                               services, interval=0.2))
+            killed_at = time.time()
+            dead = wait_for("run 3 to be marked failed", lambda: finished(instance, third.run_id), 120, services)
+            marked_after = time.time() - killed_at
+            assert dead.status == DagsterRunStatus.FAILURE
+            retry = wait_for("the re-run of run 3", lambda: instance.get_runs(
+                RunsFilter(tags={"dagster/parent_run_id": third.run_id})), 180, services)[0]
+            redone = wait_for("the re-run to finish", lambda: finished(instance, retry.run_id), 600, services, interval=2)
+            assert redone.status == DagsterRunStatus.SUCCESS, services.log("daemon")
+            assert len(runs_for(instance, SNAP3)) == 2  # one re-run, no more
+            print(f"\nkilled worker: marked failed after {marked_after:.1f} s, re-run succeeded after "
+                  f"{time.time() - killed_at:.1f} s")
 
             # figures for the README: sensor tick and run launch on this instance
             durations = sorted(t["endTimestamp"] - t["timestamp"] for t in ticks if t["endTimestamp"])

@@ -83,14 +83,14 @@ def unseen_lake(tmp_path_factory) -> Path:
     return root  # no addressable mapping, as in production: the addressable tables take every column
 
 
-def flywheel(home: Path, lake: Path, *args: str) -> subprocess.CompletedProcess:
+def flywheel(home: Path, lake: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     # FLYWHEEL_SPARK_REMOTE (set by the spark_url fixture) shares the test process's Spark server
     # a credentialed environment: test_no_credentials_anywhere looks for them in everything written
     env = {**os.environ, **SECRETS, "FLYWHEEL_HOME": str(home), "FLYWHEEL_DATA_ROOT": str(lake), "FLYWHEEL_ENV": "local",
            "FLYWHEEL_DATABASE": "e2e_" + home.name.replace("-", "_").lower()}
     env.pop("DAGSTER_HOME", None)
     return subprocess.run([sys.executable, "-m", "flywheel_assets.cli", *args], env=env,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -178,6 +178,38 @@ def test_selecting_one_split_table_runs_the_job_for_that_table_only(unseen_lake,
     run = instance.get_runs(limit=1)[0]
     mats = instance.get_records_for_run(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION).records
     assert [r.asset_materialization.asset_key.to_user_string() for r in mats] == ["split_part/seg_beta_a"]
+
+
+def test_a_killed_run_is_marked_failed_and_its_pool_slot_freed_by_the_next(unseen_lake, latest_run):
+    """kill -9 of `flywheel run` while a current-snapshot split step (one pool slot) runs: the next
+    run of that snapshot and step is neither refused as overlapping nor left waiting for the slot."""
+    import signal
+    import time
+
+    home, _ = latest_run
+    env = {**os.environ, "FLYWHEEL_HOME": str(home), "FLYWHEEL_DATA_ROOT": str(unseen_lake), "FLYWHEEL_ENV": "local",
+           "FLYWHEEL_DATABASE": "e2e_" + home.name.replace("-", "_").lower()}
+    env.pop("DAGSTER_HOME", None)
+    args = ["run", "--snapshot", "2024-06-01", "--select", "split_cluster/seg_beta"]
+    proc = subprocess.Popen([sys.executable, "-m", "flywheel_assets.cli", *args], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    instance = DagsterInstance.from_config(str(home / "dagster"))
+    started = lambda: [r for r in instance.get_runs(limit=1) if r.status.value == "STARTED"  # noqa: E731
+                       and instance.get_records_for_run(r.run_id, of_type=DagsterEventType.STEP_START).records]
+    deadline = time.time() + 120
+    while not started() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    killed = started()
+    assert killed, "the run never reached its split step"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert instance.event_log_storage.get_concurrency_run_ids() == {killed[0].run_id}  # its slot is still held
+
+    again = flywheel(home, unseen_lake, *args, timeout=240)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert f"run {killed[0].run_id} (2024-06-01) was left running by a process that is gone: marked failed" in again.stdout
+    assert instance.get_run_by_id(killed[0].run_id).status.value == "FAILURE"
+    assert not instance.event_log_storage.get_concurrency_run_ids()
 
 
 def test_older_snapshot_adds_a_partition_and_keeps_the_newer(unseen_lake, latest_run):
@@ -284,6 +316,13 @@ def test_older_backfill_leaves_the_bucketed_pipeline_alone(backfilled):
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "older than the bucketed pipeline's 2024-06-01: partitioned pipeline only" in proc.stdout
     assert (lake / settings.SPLIT_CLUSTER_INFOBASE / "metadata" / "snapshot_dt.txt").read_text().strip() == "2024-06-01"
+    instance = DagsterInstance.from_config(str(home / "dagster"))
+    steps = {s.step_key for s in instance.get_run_step_stats(instance.get_runs(limit=1)[0].run_id)}
+    assert "part_tables" in steps and "part_addressable_ids_er" not in steps
+    # asked for by name, Entity Resolution's input refuses to go back to the older snapshot
+    proc = flywheel(home, lake, "run", "--snapshot", "2023-11-30", "--select", "part_addressable_ids_er")
+    assert proc.returncode == 1
+    assert "holds snapshot_dt=2024-06-01, newer than 2023-11-30" in proc.stdout + proc.stderr
 
 
 def test_retry_failed_reruns_only_what_failed_and_downstream(backfilled):

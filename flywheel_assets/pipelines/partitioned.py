@@ -155,6 +155,8 @@ class EntityResolutionConfig(Config):
     source_table: str = Field(default="part_addressable_ids", description="the addressable part table it reads")
     location: str = Field(default=settings.IDENTITY_BASE, description="where its versions are written "
                           "(production: omc_cleanroom_data/identity/acx_ids_cur/)")
+    allow_rollback: bool = Field(default=False, description="it holds one current snapshot: allow replacing it "
+                                 "with an older one")
 
 
 def er_problem(info, base: str, snapshot: str) -> str | None:
@@ -183,6 +185,11 @@ def entity_resolution_asset(addressable: SplitJob) -> AssetsDefinition:
         if snapshot not in catalog.partition_values(*source):
             raise Failure(f"{database}.{source[1]} has no partition snapshot_dt={snapshot}: materialize "
                           f"{catalog_key(addressable, 'addressable_ids').to_user_string()} first")
+        held = catalog.describe(database, ER_TABLE, partitions=False)
+        if held and held.snapshot and snapshot < held.snapshot and not config.allow_rollback:
+            raise Failure(f"{database}.{ER_TABLE} holds snapshot_dt={held.snapshot}, newer than {snapshot}: Entity "
+                          "Resolution's input keeps one current snapshot and this would roll it back. Set "
+                          "allow_rollback: true in this asset's run config to do it anyway.", allow_retries=False)
         base = lake.resolve(config.location)
         catalog.replace_identity_table(database, ER_TABLE, source, snapshot, base,
                                        snapshot_comment("entity resolution input; row_id = customer_user_id", snapshot))
