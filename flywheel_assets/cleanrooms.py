@@ -160,15 +160,22 @@ def verdict(table: dict, configured: Section, assocs: Section) -> tuple[str, str
         custom = match["analysis_rules"].get("CUSTOM")
         if custom is not None and not custom["allowedAnalysisProviders"]:
             reasons.append("no allowed analysis provider in its CUSTOM rule")
-    if len(table["columns"]) > MAX_COLUMNS:
-        cut = table["columns"][MAX_COLUMNS:]
-        reasons.append(f"{len(table['columns'])} columns, over Clean Rooms' {MAX_COLUMNS} per configured table "
-                       f"(partition key included): would cut {', '.join(cut)}")
+    if over := columns_over_limit(table["columns"]):
+        reasons.append(over)
     if not table["location_is_data_dir"]:
         reasons.append(f"Glue table location {table['location']} is not the data directory (no snapshot_dt= folders)")
     if table["partitions_without_data"]:
         reasons.append(f"registered partitions without data: {', '.join(table['partitions_without_data'])}")
     return ("no" if reasons else "yes"), "; ".join(reasons), match
+
+
+def columns_over_limit(columns: list[str]) -> str | None:
+    """Why a table cannot be configured in Clean Rooms as it is (None: it can): more than its
+    columns-per-configured-table limit, partition key included, and the columns that would be cut."""
+    if len(columns) <= MAX_COLUMNS:
+        return None
+    return (f"{len(columns)} columns, over Clean Rooms' {MAX_COLUMNS} per configured table (partition key "
+            f"included): would cut {', '.join(columns[MAX_COLUMNS:])}")
 
 
 def build_report(catalog: Catalog, database: str, prefix: str, cleanrooms=None, er=None,

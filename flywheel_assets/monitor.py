@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 
 from flywheel_assets.catalog.base import Catalog
 from flywheel_assets.catalog.names import TableInfo
+from flywheel_assets.cleanrooms import columns_over_limit
 from flywheel_assets.core import sizing, storage
 from flywheel_assets.core.errors import FlywheelInputError
 from flywheel_assets.core.snapshots import parse_date, snapshot_path
@@ -62,6 +63,7 @@ class TableHealth:
     distinct_keys: int | None = None
     stale: str | None = None
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # reported, not failing: e.g. what Clean Rooms would cut
 
     @property
     def healthy(self) -> bool:
@@ -177,6 +179,8 @@ def _part(catalog: Catalog, database: str, infos: dict[str, TableInfo], table: s
         health.problems.append("not in the catalog")
         return health, []
     _contract(health, info, (limits.key,), partition_keys=["snapshot_dt"])
+    if over := columns_over_limit([c.name for c in info.columns] + list(info.partition_keys)):
+        health.warnings.append(over)
     registered = set(catalog.partition_values(database, health.table))  # one call, however many
     with_data = _snapshot_folders_with_data(info.location)
     health.partitions_registered, health.partitions_on_storage = len(registered), len(with_data)
@@ -253,7 +257,7 @@ def report(database: str, as_of: dt.date, limits: Limits, rows: list[TableHealth
 
 
 CSV_HEADER = ["table", "pipeline", "status", "snapshot", "age_days", "rows", "expected_rows", "null_keys",
-              "duplicate_keys", "partitions_registered", "partitions_on_storage", "stale", "problems"]
+              "duplicate_keys", "partitions_registered", "partitions_on_storage", "stale", "problems", "warnings"]
 
 
 def write_report(result: dict, analysis_root: str) -> dict[str, str]:
@@ -267,7 +271,8 @@ def write_report(result: dict, analysis_root: str) -> dict[str, str]:
     for row in result["tables"]:
         healthy = not row["stale"] and not row["problems"]
         writer.writerow({**{k: row.get(k) for k in CSV_HEADER}, "status": "ok" if healthy else "FAIL",
-                         "stale": row["stale"] or "", "problems": "; ".join(row["problems"])})
+                         "stale": row["stale"] or "", "problems": "; ".join(row["problems"]),
+                         "warnings": "; ".join(row["warnings"])})
     files = {"json": f"{base}.json", "csv": f"{base}.csv"}
     storage.write_text(files["json"], json.dumps(result, indent=2) + "\n")
     storage.write_text(files["csv"], buffer.getvalue())

@@ -154,6 +154,7 @@ def print_monitor(report: dict) -> None:
         fmt = lambda v: "-" if v is None else str(v)  # noqa: E731
         parts = "-" if t["partitions_registered"] is None else f"{t['partitions_registered']}/{t['partitions_on_storage']}"
         problems = "; ".join(([t["stale"]] if t["stale"] else []) + t["problems"]) or "ok"
+        problems += "".join(f" (warning: {w})" for w in t.get("warnings", []))
         print(f"{t['table']:<32} {fmt(t['snapshot']):<10} {fmt(t['age_days']):>5} {fmt(t['rows']):>8} "
               f"{fmt(t['null_keys']):>5} {fmt(t['duplicate_keys']):>5} {parts:>5}  {problems}")
     print(f"\ndata monitor: {report['status']} as of {report['as_of']} ({len(report['alerts'])} of "

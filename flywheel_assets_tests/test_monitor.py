@@ -4,7 +4,8 @@ One snapshot is published through every catalog step; the monitor runs once on i
 (green), then once after four defects are put into four different tables (and judged 60 days
 later): a stale snapshot, duplicate keys in a part table, an ext_ table whose files no longer
 match its bucketed_ table, and a registered partition without data. Each defect must turn the
-monitor and `flywheel status` red with its table named, and leave the other tables passing.
+monitor and `flywheel status` red with its table named, and leave the other tables passing. A part
+table widened past Clean Rooms' 100 columns is reported (the columns it would cut), not failed.
 """
 
 from __future__ import annotations
@@ -95,6 +96,8 @@ def defects(published, green):
     shutil.copy(next(ext.glob("*.parquet")), ext / "late-arrival.parquet")
     location = catalog.describe(db, "part_miacs_02_a", partitions=False).location
     catalog.add_partitions(db, "part_miacs_02_a", [("2023-12-15", f"{location}snapshot_dt=2023-12-15")])
+    # not a defect of the data: wider than Clean Rooms configures, reported as a warning only
+    catalog.sql(f"ALTER TABLE {db}.part_ibe_04_b ADD COLUMNS ({', '.join(f'extra_{i:03d} STRING' for i in range(100))})")
     with webhook_receiver() as (url, received), pytest.MonkeyPatch.context() as mp:
         mp.setenv("FLYWHEEL_ALERT_WEBHOOK_URL", url)
         checks = published.monitor(LATER)
@@ -173,7 +176,7 @@ def test_registered_partition_without_data_names_the_table(published, defects, c
     assert status["pipelines"]["partitioned"]["partitions_registered"] == 6
 
 
-def test_only_the_damaged_tables_fail_and_one_alert_names_them(defects):
+def test_only_the_damaged_tables_fail_and_one_alert_names_them(published, defects):
     checks, received = defects
     assert sorted(failing(checks, "data_monitor")) == ["bucketed_ibe_04_b", "part_ibe_01_a", "part_miacs_02_a"]
     assert len(received) == 1
@@ -182,6 +185,13 @@ def test_only_the_damaged_tables_fail_and_one_alert_names_them(defects):
     for table in ("bucketed_ibe_04_b", "part_ibe_01_a", "part_miacs_02_a"):
         assert f"\n{table}: " in text
     assert received[0]["status"] == "MONITOR_FAILED"
+    wide = checks[("part_ibe_04_b", "data_monitor")]
+    assert wide.passed and "Clean Rooms" not in text  # a warning, not an alert
+    warning = wide.metadata["warnings"].value
+    columns = len(published.catalog.describe(published.catalog.database, "part_ibe_04_b").columns) + 1  # + snapshot_dt
+    assert warning.startswith(f"{columns} columns, over Clean Rooms' 100 per configured table"), warning
+    cut = warning.split("would cut ")[1].split(", ")
+    assert len(cut) == columns - 100 and cut[-2:] == ["extra_099", "snapshot_dt"], warning
 
 
 def test_key_counts_take_one_statement_and_name_an_unreadable_table(published):

@@ -109,6 +109,7 @@ def monitor_check(tables: TableSet):
                 asset_key=key, check_name=SOUNDNESS, passed=not problems, severity=AssetCheckSeverity.ERROR,
                 description="; ".join(problems)[:2000] or None,
                 metadata={**counts, "problems": "; ".join(problems) or "none",
+                          **({"warnings": "; ".join(row["warnings"])} if row["warnings"] else {}),
                           **({"report": MetadataValue.path(path)} if path else {})})
 
     return data_monitor
