@@ -68,6 +68,17 @@ def materialized(result) -> dict:
             for e in result.get_asset_materialization_events()}
 
 
+@pytest.fixture(autouse=True)
+def no_wait_for_late_messages(monkeypatch):
+    """After a remote job ends without Pipes' closing message (a run cut short by TIMEOUT or
+    ERROR), Dagster's message reader waits 10 s for late messages, for real S3 and CloudWatch
+    lag; the stand-ins write theirs before the run ends, so the tests do not wait (3 attempts of
+    the Glue timeout test: 33 s)."""
+    from dagster._core.pipes import utils as pipes_utils
+
+    monkeypatch.setattr(pipes_utils, "WAIT_FOR_LOGS_AFTER_EXECUTION_INTERVAL", 0)
+
+
 @pytest.fixture(scope="session")
 def spark_url(tmp_path_factory):
     """One local Spark server (Spark Connect + Hive metastore) for the whole test process: the
