@@ -139,6 +139,9 @@ def _kind(fields: dict) -> dict:
     return {"external": (fields.get("Type") or "").upper() == "EXTERNAL", "parquet": "parquet" in formats}
 
 
+KEY_STATS_CONF = {"spark.sql.sources.bucketing.enabled": "false", "spark.sql.files.openCostInBytes": "65536"}
+
+
 class LocalCatalog(Catalog):
     """Spark SQL + Hive metastore of the local Spark server (see local_spark.py)."""
 
@@ -339,14 +342,18 @@ class LocalCatalog(Catalog):
 
     def _key_stats(self, queries):
         # A bucketed scan reads each of a table's 256 bucket files in its own task; counting needs
-        # no bucket layout, so let the files share tasks (this session only, and put back).
+        # no bucket layout, so let the files share tasks, and charge each small file 64 KB instead
+        # of 4 MB when packing them (on 2 cores, a sample table's 256 files in 2 tasks instead of
+        # 8; `flywheel monitor` 25 -> 21 s). This session only, and put back.
         conf = self.spark.conf
-        previous = conf.get("spark.sql.sources.bucketing.enabled")
-        conf.set("spark.sql.sources.bucketing.enabled", "false")
+        previous = {key: conf.get(key) for key in KEY_STATS_CONF}
+        for key, value in KEY_STATS_CONF.items():
+            conf.set(key, value)
         try:
             return super()._key_stats(queries)
         finally:
-            conf.set("spark.sql.sources.bucketing.enabled", previous)
+            for key, value in previous.items():
+                conf.set(key, value)
 
     def query(self, sql: str) -> tuple[list[str], list[tuple]]:
         if self.spark.catalog.databaseExists(identifier(self.database)):
