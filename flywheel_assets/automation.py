@@ -69,19 +69,20 @@ def published_bucket_snapshot(lake: Lake) -> str | None:
     return lake.current_snapshot(BUCKETED_TARGET)
 
 
-def for_late_snapshot(groups: dict[AssetKey, str | None]) -> list[AssetKey]:
-    """What a snapshot older than the bucketed pipeline's current one gets: the partitioned
-    pipeline's snapshot-folder tables and reports, not the tables that hold one current snapshot
-    (the bucketed pipeline, Entity Resolution's input), which are never rolled back by a late
-    snapshot. ``groups``: asset -> its group."""
-    return [k for k, g in groups.items() if g not in (BUCKETED_PIPELINE, RAW_GROUP) and k != AssetKey(ER_TABLE)]
+def for_late_snapshot(graph) -> list[AssetKey]:
+    """What a snapshot older than the bucketed pipeline's current one gets, of the asset graph:
+    the partitioned pipeline's snapshot-folder tables and reports, not the tables that hold one
+    current snapshot (the bucketed pipeline, Entity Resolution's input), which are never rolled
+    back by a late snapshot."""
+    return [k for k in graph.get_all_asset_keys()
+            if graph.get(k).group_name not in (BUCKETED_PIPELINE, RAW_GROUP) and k != AssetKey(ER_TABLE)]
 
 
-def run_request(snapshot: str, current: str | None, groups: dict[AssetKey, str | None]) -> RunRequest:
+def run_request(snapshot: str, current: str | None, late: list[AssetKey]) -> RunRequest:
     """The whole graph, or for a late snapshot (older than the bucketed pipeline's current one)
-    what ``for_late_snapshot`` allows. ``groups``: every asset's group."""
+    only the ``late`` assets (``for_late_snapshot``)."""
     if current and snapshot < current:
-        return RunRequest(partition_key=snapshot, run_key=snapshot, asset_selection=for_late_snapshot(groups),
+        return RunRequest(partition_key=snapshot, run_key=snapshot, asset_selection=late,
                           tags={"flywheel/late_snapshot": "true"})
     return RunRequest(partition_key=snapshot, run_key=snapshot)
 
@@ -102,10 +103,9 @@ def build_sensor(job):
             return SensorResult(skip_reason=SkipReason(f"no new complete snapshot in {len(lake.raw_sources())} sources"),
                                 cursor=cursor)
         current = published_bucket_snapshot(lake)
-        graph = context.repository_def.asset_graph
-        groups = {key: graph.get(key).group_name for key in graph.get_all_asset_keys()}
+        late = for_late_snapshot(context.repository_def.asset_graph)
         return SensorResult(
-            run_requests=[run_request(d, current, groups) for d in to_run],
+            run_requests=[run_request(d, current, late) for d in to_run],
             dynamic_partitions_requests=[snapshot_partitions.build_add_request(to_run)],
             cursor=cursor,
         )

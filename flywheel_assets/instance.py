@@ -52,7 +52,7 @@ def run_monitoring(settings: Settings) -> dict:
     catches runs that never start and hung cancels, ends a run at the runtime cap (above the Glue
     jobs' 48 h timeout), and frees the pool slots a killed step still held, once its run has ended:
     without that the slot stays claimed and every later run of that step waits for it forever."""
-    poll = max(1, min(30, int(settings.sensor_interval_seconds)))
+    poll = min(30, settings.sensor_interval_seconds)
     return {"enabled": True, "start_timeout_seconds": 180, "cancel_timeout_seconds": 180,
             "max_runtime_seconds": MAX_RUN_SECONDS, "poll_interval_seconds": poll,
             "max_resume_run_attempts": 0, "free_slots_after_run_end_seconds": 2 * poll}

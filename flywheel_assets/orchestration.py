@@ -230,7 +230,6 @@ def fail_abandoned_runs(instance: DagsterInstance) -> list[str]:
 
 def refuse_overlap(instance: DagsterInstance, snapshot: str) -> None:
     """Two runs of the same snapshot never overlap (the run queue enforces it for queued runs)."""
-    fail_abandoned_runs(instance)
     running = instance.get_runs(RunsFilter(tags={"dagster/partition": snapshot}, statuses=ACTIVE), limit=1)
     if running:
         raise FlywheelInputError(f"snapshot_dt={snapshot} is already being materialized by run {running[0].run_id}")
@@ -243,6 +242,7 @@ def run_snapshot(settings: Settings, requested: str, selection: list[str] | None
     lake = Lake(data_root=settings.data_root)
     snapshot = resolve_run_snapshot(lake, assets, requested)
     instance = DagsterInstance.get()
+    fail_abandoned_runs(instance)
     refuse_overlap(instance, snapshot)
     if not instance.has_dynamic_partition(snapshot_partitions.name, snapshot):
         instance.add_dynamic_partitions(snapshot_partitions.name, [snapshot])
@@ -302,8 +302,7 @@ def backfill(settings: Settings, date_from: str | None, date_to: str | None, lis
             raise FlywheelInputError(f"no snapshot between {lo} and {hi} that every source can serve")
     from flywheel_assets.automation import for_late_snapshot, published_bucket_snapshot
 
-    graph = defs.resolve_asset_graph()
-    late = {k.to_user_string() for k in for_late_snapshot({k: graph.get(k).group_name for k in graph.get_all_asset_keys()})}
+    late = {k.to_user_string() for k in for_late_snapshot(defs.resolve_asset_graph())}
     results = {}
     for snapshot in snapshots:
         current = published_bucket_snapshot(lake)
