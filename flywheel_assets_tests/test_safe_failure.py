@@ -35,34 +35,42 @@ def source_rows(lake: Path, snapshot: str, columns: list[str]) -> list[dict]:
     return sorted(table.to_pylist(), key=lambda r: r["customer_user_id"])
 
 
+def versions(target: Path) -> dict[str, set[str]]:
+    return {t.name: {v.name for v in t.iterdir()} for t in target.iterdir() if t.is_dir() and t.name != "metadata"}
+
+
 def test_split_job_killed_mid_write_leaves_the_published_snapshot_then_rerun_completes(spark, lake):
     target = lake / settings.SPLIT_CLUSTER_INFOBASE
     split(spark, lake, "infobase_split_and_bucket", snapshot=OLDEST)
-    published = fingerprint(target)
+    publish.switch(str(target), publish.staged(str(target)))  # what ext_tables does
+    published, held = fingerprint(target), versions(target)
     p = paths(lake)
     script = Path(publish.__file__).parent.parent / "spark_jobs" / "scripts" / "infobase_split_and_bucket.py"
     job = subprocess.Popen([sys.executable, str(script), "--SNAPSHOT_DT", LATEST, "--SOURCE_PATH", p["ib_raw"],
                             "--TARGET_PATH", p["cluster_ib"], "--CSV_FILE", p["bucket_csv"]],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while not (target / publish.STAGING).exists():  # the first table is being written
+    while not any(v.startswith(f"v{LATEST}_") for vs in versions(target).values() for v in vs):
         assert job.poll() is None and time.monotonic() < deadline, "the job ended before writing"
         time.sleep(0.01)
     job.send_signal(signal.SIGKILL)
     job.wait()
 
-    assert {k: v for k, v in fingerprint(target).items() if not k.startswith("_staging")} == published
-    assert (target / "metadata" / "snapshot_dt.txt").read_text().strip() == OLDEST
-    ibe_01 = rows(target / "IBE_01")  # still readable: the old snapshot, whole
+    assert {k: v for k, v in fingerprint(target).items() if f"/v{LATEST}_" not in k} == published  # nothing changed
+    assert publish.current(str(target)).snapshot_dt == OLDEST and publish.staged(str(target)) is None
+    ibe_01 = rows(target / publish.current(str(target)).tables["IBE_01"])  # still readable: the old snapshot, whole
     assert ibe_01 == source_rows(lake, OLDEST, list(ibe_01[0]))
 
     result = split(spark, lake, "infobase_split_and_bucket", snapshot=LATEST)  # the rerun completes it
-    assert result.published and (target / "metadata" / "snapshot_dt.txt").read_text().strip() == LATEST
+    assert result.published and publish.staged(str(target)).snapshot_dt == LATEST
+    publish.switch(str(target), publish.staged(str(target)))
+    assert (target / "metadata" / "snapshot_dt.txt").read_text().strip() == LATEST
+    current = publish.current(str(target))
     for table in result.tables:
-        out = rows(target / table.name)
+        out = rows(target / current.tables[table.name])
         assert out == source_rows(lake, LATEST, list(out[0]))
-    assert sorted(p.name for p in target.iterdir() if not p.name.startswith("_")) == sorted(
-        [t.name for t in result.tables] + ["metadata"])
+    # the killed run's versions are gone; the replaced snapshot's stay for readers still on it
+    assert versions(target) == {t: held[t] | {current.tables[t].split("/")[1]} for t in held}
 
 
 def test_rerunning_a_snapshot_gives_the_same_rows_and_files(spark, lake):
@@ -100,31 +108,32 @@ def listing(root: str) -> dict[str, str]:
 
 
 def test_publication_interrupted_after_commit_is_rolled_forward(target):
-    put(f"{target}/IBE_01/part-old.parquet", "old 1")
-    put(f"{target}/IBE_02/part-old.parquet", "old 2")
-    put(f"{target}/IBE_03/part-old.parquet", "old 3, a table the new mapping dropped")
-    put(f"{target}/metadata/snapshot_dt.txt", "2024-01-01\n")
+    """Snapshot-folder layout: a re-publication is written aside and moved in after its commit;
+    a new snapshot's folder is written in place and removed if its run did not commit."""
+    put(f"{target}/IBE_01/snapshot_dt=2024-02-01/part-old.parquet", "old 1")
+    put(f"{target}/IBE_02/snapshot_dt=2024-02-01/part-old.parquet", "old 2")
     run = publish.new_run(target, "2024-02-01")
-    put(f"{run}/IBE_01/part-new.parquet", "new 1")
-    put(f"{run}/IBE_02/part-new.parquet", "new 2")
-    put(f"{run}/{publish.MANIFEST}", json.dumps({"snapshot_dt": "2024-02-01", "folders": ["IBE_01", "IBE_02"],
-                                                 "whole_target": True}))
+    put(f"{run}/IBE_01/snapshot_dt=2024-02-01/part-new.parquet", "new 1")
+    put(f"{run}/IBE_02/snapshot_dt=2024-02-01/part-new.parquet", "new 2")
+    put(f"{run}/{publish.MANIFEST}", json.dumps({"snapshot_dt": "2024-02-01", "folders": [
+        "IBE_01/snapshot_dt=2024-02-01", "IBE_02/snapshot_dt=2024-02-01"]}))
     # the run died after moving IBE_01's old files aside, before moving its new ones in
-    storage.move_tree(f"{target}/IBE_01", f"{run}/{publish.RETIRED}/0")
+    storage.move_tree(f"{target}/IBE_01/snapshot_dt=2024-02-01", f"{run}/{publish.RETIRED}/0")
     put(f"{run}/{publish.RETIRED}/0.done", "")
-    abandoned = publish.new_run(target, "2024-03-01")  # and another run died before committing
-    put(f"{abandoned}/IBE_01/part-x.parquet", "half")
+    abandoned = publish.new_run(target, "2024-03-01")  # another run died before committing...
+    publish.claim_in_place(abandoned, ["IBE_01/snapshot_dt=2024-03-01"])
+    put(f"{target}/IBE_01/snapshot_dt=2024-03-01/part-x.parquet", "half")  # ...half-way through a new folder
 
     other = publish.new_run(target, "2024-04-01")  # a run of another snapshot, still writing
-    put(f"{other}/IBE_01/part-y.parquet", "in progress")
+    publish.claim_in_place(other, ["IBE_01/snapshot_dt=2024-04-01"])
+    put(f"{target}/IBE_01/snapshot_dt=2024-04-01/part-y.parquet", "in progress")
     messages = []
     publish.recover(target, "2024-03-01", messages.append)
-    assert f"{publish.STAGING}/{other.rsplit('/', 1)[1]}/IBE_01/part-y.parquet" in listing(target)
-    publish.recover(target, None, messages.append)
-    assert listing(target) == {"IBE_01/part-new.parquet": "new 1", "IBE_02/part-new.parquet": "new 2",
-                               "metadata/snapshot_dt.txt": "2024-02-01\n",
-                               # a manifest from before source snapshots were recorded: the snapshot itself
-                               "metadata/source_snapshot_dt.txt": "2024-02-01\n",
-                               "metadata/skipped_tables.json": '{"snapshot_dt": "2024-02-01", "tables": {}}'}
+    publish.recover(target, "2024-02-01", messages.append)
+    assert listing(target) == {"IBE_01/snapshot_dt=2024-02-01/part-new.parquet": "new 1",
+                               "IBE_02/snapshot_dt=2024-02-01/part-new.parquet": "new 2",
+                               "IBE_01/snapshot_dt=2024-04-01/part-y.parquet": "in progress",
+                               f"{publish.STAGING}/{other.rsplit('/', 1)[1]}/{publish.IN_PLACE}":
+                                   '["IBE_01/snapshot_dt=2024-04-01"]'}
     assert any("finishing the publication of snapshot_dt=2024-02-01" in m for m in messages)
     assert any("removed the partial output of an interrupted run" in m for m in messages)

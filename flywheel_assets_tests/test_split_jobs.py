@@ -49,6 +49,16 @@ def tree(folder: Path) -> dict[str, tuple[int, int]]:
     return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
 
 
+def latest_folder(target: Path, table: str) -> Path:
+    """Current-snapshot layout: the version folder the last split wrote for ``table``."""
+    return target / publish.latest(str(target)).tables[table]
+
+
+def switch(target: Path) -> None:
+    """What ext_tables does once the catalog points at the staged folders."""
+    publish.switch(str(target), publish.staged(str(target)))
+
+
 def split(spark, lake, job, snapshot="_NONE_", csv=None, target_mb=128, **kw):
     p = paths(lake)
     source, target, default_csv = {
@@ -69,11 +79,14 @@ def test_infobase_split_and_bucket_rows_columns_metadata(spark, lake):
     src = source_table(str(lake / settings.INFOBASE_RAW / f"snapshot_dt={LATEST}"))
     mapping = load_mapping(paths(lake)["bucket_csv"])
     assert sorted(p.name for p in target.iterdir()) == sorted([*mapping.tables, "metadata"])
-    assert (target / "metadata" / "snapshot_dt.txt").read_text().strip() == LATEST
+    # staged, not yet what readers see: the catalog step switches to it
+    assert publish.staged(str(target)).snapshot_dt == LATEST and publish.published_snapshot(str(target)) is None
     assert "IBE_04_B" in mapping.tables  # listed without its key row: the key is added first
     src_by_lower = {name.lower(): name for name in src.column_names}
     for table, columns in mapping.tables.items():
-        out = read_output(target / table)
+        folder = latest_folder(target, table)
+        assert folder.parent.name == table and folder.name.startswith(f"v{LATEST}_")
+        out = read_output(folder)
         assert out.column_names == ["customer_user_id", *columns]
         assert out.num_rows == SMALL.rows
         # every source row, values and types unchanged
@@ -91,15 +104,26 @@ def test_infobase_split_and_bucket_rows_columns_metadata(spark, lake):
 def test_new_snapshot_replaces_previous_in_current_snapshot_layout(spark, lake):
     split(spark, lake, "addressable_bucket", snapshot=OLDEST)
     target = lake / settings.SPLIT_CLUSTER_ADDRESSABLE
+    switch(target)
+    oldest = latest_folder(target, "addressable_ids")
     assert (target / "metadata" / "snapshot_dt.txt").read_text().strip() == OLDEST
     split(spark, lake, "addressable_bucket", snapshot=LATEST)
-    out = read_output(target / "addressable_ids")
+    # written, not switched: readers still see the oldest snapshot, whose files are untouched
+    assert publish.current(str(target)).snapshot_dt == OLDEST and read_output(oldest).num_rows == SMALL.rows
+    switch(target)
+    assert publish.current(str(target)).snapshot_dt == LATEST and publish.staged(str(target)) is None
+    out = read_output(latest_folder(target, "addressable_ids"))
     latest_ids = source_table(str(lake / settings.ADDRESSABLE_COMPACTION / f"snapshot_dt={AD_LATEST}")).column("Customer_User_id")
     assert sorted(out.column("customer_user_id").to_pylist()) == sorted(latest_ids.to_pylist())
     assert out.column_names == ["customer_user_id", "hashed_email", "maid", "ip_address", "id_type", "last_seen"]
     assert (target / "metadata" / "snapshot_dt.txt").read_text().strip() == LATEST
     assert (target / "metadata" / "source_snapshot_dt.txt").read_text().strip() == AD_LATEST
     assert sorted(p.name for p in target.iterdir()) == ["addressable_ids", "metadata"]
+    # the replaced version stays for queries still reading it; the one before it goes at the next switch
+    assert oldest.exists()
+    split(spark, lake, "addressable_bucket", snapshot=LATEST)
+    switch(target)
+    assert not oldest.exists() and len(list((target / "addressable_ids").iterdir())) == 2
 
 
 def test_part_layout_keeps_other_snapshots_untouched(spark, lake):
@@ -132,10 +156,10 @@ def test_addressable_split_and_part_writes_one_partitioned_table(spark, lake):
 
 def test_rerun_gives_the_same_rows(spark, lake):
     split(spark, lake, "addressable_bucket", snapshot=LATEST)
-    target = lake / settings.SPLIT_CLUSTER_ADDRESSABLE / "addressable_ids"
-    first = sorted(read_output(target).to_pylist(), key=str)
+    target = lake / settings.SPLIT_CLUSTER_ADDRESSABLE
+    first = sorted(read_output(latest_folder(target, "addressable_ids")).to_pylist(), key=str)
     split(spark, lake, "addressable_bucket", snapshot=LATEST)
-    assert sorted(read_output(target).to_pylist(), key=str) == first
+    assert sorted(read_output(latest_folder(target, "addressable_ids")).to_pylist(), key=str) == first
 
 
 def test_dynamic_file_sizing_follows_table_size(spark, lake):
@@ -144,7 +168,7 @@ def test_dynamic_file_sizing_follows_table_size(spark, lake):
     for t in result.tables:
         assert t.planned_files > 1
         assert t.files == t.planned_files
-        assert len(list((lake / settings.SPLIT_CLUSTER_INFOBASE / t.name).glob("*.parquet"))) == t.files
+        assert len(list(latest_folder(lake / settings.SPLIT_CLUSTER_INFOBASE, t.name).glob("*.parquet"))) == t.files
         assert t.rows == SMALL.rows
     by_size = sorted(result.tables, key=lambda t: t.bytes)
     assert by_size[0].files <= by_size[-1].files
@@ -338,8 +362,11 @@ def test_selected_tables_only_are_written(spark, lake):
     assert [t.name for t in result.tables] == ["IBE_04_B"]
     after = tree(Path(p["cluster_ib"]))
     assert {k for k in after if after[k] != before.get(k)} and all(
-        k.startswith("IBE_04_B/") for k in after if after[k] != before.get(k))  # only IBE_04_B was rewritten
-    assert (Path(p["cluster_ib"]) / "IBE_01").is_dir()  # the other tables stay (not retired)
+        k.startswith("IBE_04_B/") or k == "metadata/staged.json"
+        for k in after if after[k] != before.get(k))  # only IBE_04_B was written (a new version)
+    staged = publish.staged(p["cluster_ib"])  # the other tables stay, at the versions they were
+    assert staged.tables["IBE_01"] in {k.rsplit("/", 1)[0] for k in before} and staged.tables["IBE_04_B"] not in {
+        k.rsplit("/", 1)[0] for k in before}
     with pytest.raises(FlywheelInputError, match=rf"holds snapshot_dt={LATEST}: writing only IBE_04_B for "
                                                  rf"snapshot_dt={OLDEST} would mix snapshots"):
         run_split(spark, JOBS["infobase_split_and_bucket"], p["ib_raw"], p["cluster_ib"], OLDEST,

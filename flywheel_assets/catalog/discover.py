@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flywheel_assets.catalog.names import Column, column_name, hive_type
-from flywheel_assets.core import publish, sizing, storage
+from flywheel_assets.core import sizing, storage
 from flywheel_assets.core.errors import FlywheelInputError
 from flywheel_assets.core.snapshots import list_snapshots
 
@@ -16,13 +16,6 @@ def table_folders(root: str) -> list[str]:
         e.name for e in storage.list_dir(root)
         if e.is_dir and e.name != METADATA_DIR and not storage.is_hidden(e.name) and "=" not in e.name
     )
-
-
-def staged_snapshot(root: str) -> str:
-    snapshot = publish.published_snapshot(root)
-    if snapshot is None:
-        raise FlywheelInputError(f"{root} has no {publish.METADATA_FILE}: run its split step first")
-    return snapshot
 
 
 def parquet_columns(folder: str) -> list[Column]:

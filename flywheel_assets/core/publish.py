@@ -1,21 +1,30 @@
-"""Publishing a split job's output all at once: write aside, commit, then move into place.
+"""Publishing a split job's output without moving data: files are written once, where they stay.
 
-The current-snapshot layout keeps one snapshot in place (``<target>/<table>/``), which the ext tables read;
-the snapshot-folder layout replaces one ``snapshot_dt=<d>/`` folder per table. A run writes every folder
-under ``<target>/_staging/<run>/`` first. Only when all are written (and the blocking checks pass)
-does it write the run's manifest, the commit point, and move each folder into place.
-- A run stopped before its manifest exists leaves the published tables untouched; the next run
-  deletes its staging folder.
-- A run stopped after it is rolled forward by the next run (every step below can be repeated).
-Runs of one target never overlap in the current-snapshot layout (a Dagster pool of 1); in the snapshot-folder layout
-runs of different snapshots may, so a run only recovers its own snapshot's leftovers.
-Spark, Hive and the table discovery all skip ``_staging/`` (leading underscore).
+Current-snapshot layout (``<target>/<TABLE>/``, one snapshot at a time, what the ext tables read).
+Every run writes each table into a fresh version folder ``<target>/<TABLE>/v<snapshot>_<id>/``.
+When all are written and the blocking checks pass, the run records them in
+``metadata/staged.json`` (its commit; one small PUT). Readers see none of it yet: the catalog step
+(``ext_tables``) points each ext table at its new version, for every split_cluster root at once,
+then records the switch in ``metadata/current.json`` (and ``snapshot_dt.txt``,
+``source_snapshot_dt.txt``, ``skipped_tables.json``) and deletes the versions older than the one
+it replaced (kept for queries still reading it). A failed or killed run leaves version folders
+no record names; the next switch deletes them. On S3 publishing costs a few requests per table,
+whatever the bytes.
 
-What each publication holds travels with the data: every published folder carries
+Snapshot-folder layout (``<table>/snapshot_dt=<d>/``, every snapshot kept, the part tables). A
+snapshot folder that does not exist yet is written in place: no catalog reader sees it before the
+catalog step registers its partition. The run lists the folders it creates in
+``_staging/<run>/_IN_PLACE.json`` before writing, so a failed or killed run's folders are removed
+(by itself, or by the next run of that snapshot). Re-publishing a snapshot that exists is written
+aside under ``_staging/<run>/`` and moved into place once the run's manifest (the commit point) is
+written; on S3 that move is a server-side copy, parallel and multipart above 5 GB (the one copy
+left, only when a published snapshot is rebuilt).
+
+What each publication holds travels with the data: every written folder carries
 ``_PUBLICATION.json`` (the partition and the source snapshot read, which is older for a source that
-landed earlier); a table skipped for missing columns is recorded in ``metadata/skipped_tables.json``
-(current-snapshot layout, whose folder for it is retired) or as ``<table>/_SKIPPED_snapshot_dt=<d>.json``
-(snapshot-folder layout). Readers (Spark, Hive, Athena) ignore files whose names start with ``_``.
+landed earlier); a table skipped for missing columns is recorded in the staged/current record
+(current-snapshot layout) or as ``<table>/_SKIPPED_snapshot_dt=<d>.json`` (snapshot-folder layout).
+Spark, Hive and Athena skip names starting with ``_``.
 """
 
 from __future__ import annotations
@@ -28,11 +37,15 @@ from flywheel_assets.core import storage
 
 STAGING = "_staging"
 MANIFEST = "_COMMITTED.json"
-RETIRED = "_retired"  # the tables' previous files, deleted once the run is published
+IN_PLACE = "_IN_PLACE.json"  # snapshot-folder layout: the folders a run creates where they stay
+RETIRED = "_retired"  # a re-published snapshot's previous files, deleted once the run is published
+STAGED_FILE = "metadata/staged.json"  # current-snapshot layout: written by the split, not yet switched to
+CURRENT_FILE = "metadata/current.json"  # current-snapshot layout: what the ext tables read
 METADATA_FILE = "metadata/snapshot_dt.txt"  # current-snapshot layout: the snapshot (partition) it holds
 SOURCE_FILE = "metadata/source_snapshot_dt.txt"  # current-snapshot layout: the source snapshot that was read
 SKIPPED_FILE = "metadata/skipped_tables.json"  # current-snapshot layout: tables left out of the snapshot
 RECORD = "_PUBLICATION.json"  # in every published folder
+VERSION_PREFIX = "v"
 
 
 @dataclass
@@ -45,6 +58,7 @@ class Publication:
     source_snapshot_dt: str
     skipped_tables: dict[str, str] = field(default_factory=dict)  # table -> why
     skipped_folders: dict[str, str] = field(default_factory=dict)  # table root (snapshot-folder layout) -> why
+    tables: dict[str, str] = field(default_factory=dict)  # current-snapshot layout: table -> folder under target
 
     def folder_json(self) -> str:
         """What RECORD holds in each published folder."""
@@ -60,15 +74,111 @@ def folder_publication(folder: str) -> Publication | None:
     return Publication(data["snapshot_dt"], data["source_snapshot_dt"])
 
 
-def skipped_marker(table_root: str, snapshot: str) -> str:
-    return storage.join(table_root, f"_SKIPPED_snapshot_dt={snapshot}.json")
+# --- current-snapshot layout: version folders, staged by the split, switched by the catalog step ---
+
+def new_version(snapshot: str) -> str:
+    """The name of one run's version folders (one per table)."""
+    return f"{VERSION_PREFIX}{snapshot}_{uuid.uuid4().hex[:12]}"
+
+
+def _record(target: str, name: str) -> Publication | None:
+    text = storage.read_text(storage.join(target, name))
+    if not text:
+        return None
+    data = json.loads(text)
+    return Publication(data["snapshot_dt"], data["source_snapshot_dt"], data.get("skipped_tables", {}),
+                       tables=data["tables"])
+
+
+def current(target: str) -> Publication | None:
+    """What readers of a current-snapshot target see (None: nothing switched to yet). A target
+    published before version folders holds its tables in ``<TABLE>/`` itself."""
+    record = _record(target, CURRENT_FILE)
+    if record is None and (snapshot := published_snapshot(target)):
+        source = (storage.read_text(storage.join(target, SOURCE_FILE)) or snapshot).strip()
+        record = Publication(snapshot, source, skipped_tables(target, snapshot), tables={
+            e.name: e.name for e in storage.list_dir(target)
+            if e.is_dir and e.name != "metadata" and not storage.is_hidden(e.name)})
+    return record
+
+
+def staged(target: str) -> Publication | None:
+    """What the last split wrote and the catalog step has not switched to yet."""
+    return _record(target, STAGED_FILE)
+
+
+def latest(target: str) -> Publication | None:
+    """The newest publication of a target: staged if there is one, else current."""
+    return staged(target) or current(target)
+
+
+def for_snapshot(target: str, snapshot: str) -> Publication | None:
+    """The publication of ``snapshot`` in a target, staged or current (staged wins: it is newer)."""
+    return next((p for p in (staged(target), current(target)) if p and p.snapshot_dt == snapshot), None)
+
+
+def stage(target: str, record: Publication, whole_target: bool) -> None:
+    """Record a run's tables (``record.tables``) as the target's next publication. A run of some
+    tables only (``whole_target`` False) replaces those in the latest publication of its snapshot."""
+    if not whole_target:
+        base = latest(target)
+        record.tables = {**base.tables, **record.tables}
+        record.skipped_tables = {t: w for t, w in {**base.skipped_tables, **record.skipped_tables}.items()
+                                 if t not in record.tables}
+    storage.write_text(storage.join(target, STAGED_FILE), json.dumps(asdict(record)))
+
+
+def switch(target: str, record: Publication) -> None:
+    """Make ``record`` what the target holds: called by the catalog step once the catalog points
+    at its folders. Versions older than the one replaced are deleted."""
+    previous = current(target)
+    data = {k: v for k, v in asdict(record).items() if k != "skipped_folders"}
+    storage.write_text(storage.join(target, CURRENT_FILE), json.dumps(data))
+    storage.write_text(storage.join(target, SKIPPED_FILE), json.dumps(
+        {"snapshot_dt": record.snapshot_dt, "tables": record.skipped_tables}))
+    storage.write_text(storage.join(target, SOURCE_FILE), record.source_snapshot_dt + "\n")
+    storage.write_text(storage.join(target, METADATA_FILE), record.snapshot_dt + "\n")
+    pending = staged(target)
+    if pending and pending.tables == record.tables:
+        storage.delete_file(storage.join(target, STAGED_FILE))
+        pending = None
+    keep = {*record.tables.values(), *(previous.tables.values() if previous else ()),
+            *(pending.tables.values() if pending else ())}
+    prune(target, keep)
+
+
+def prune(target: str, keep: set[str]) -> None:
+    """Delete the version folders (and files of a pre-version table folder) not in ``keep``."""
+    for table in storage.list_dir(target):
+        if not table.is_dir or table.name == "metadata" or storage.is_hidden(table.name):
+            continue
+        folder = storage.join(target, table.name)
+        entries = storage.list_dir(folder)
+        for e in entries:
+            if e.is_dir and e.name.startswith(VERSION_PREFIX) and f"{table.name}/{e.name}" not in keep:
+                storage.delete_tree(storage.join(folder, e.name))
+            elif not e.is_dir and table.name not in keep:  # written before version folders
+                storage.delete_file(storage.join(folder, e.name))
+        storage.remove_if_empty(folder)
+
+
+def published_snapshot(target: str) -> str | None:
+    """The snapshot a current-snapshot-layout target holds (switched to), or None."""
+    text = storage.read_text(storage.join(target, METADATA_FILE))
+    return text.strip() if text else None
 
 
 def skipped_tables(target: str, snapshot: str) -> dict[str, str]:
-    """Current-snapshot layout: the tables the publication of ``snapshot`` left out, and why."""
+    """Current-snapshot layout: the tables the switched publication of ``snapshot`` left out, and why."""
     text = storage.read_text(storage.join(target, SKIPPED_FILE))
     data = json.loads(text) if text else {}
     return data.get("tables", {}) if data.get("snapshot_dt") == snapshot else {}
+
+
+# --- snapshot-folder layout: new snapshot folders in place, re-publications staged ---
+
+def skipped_marker(table_root: str, snapshot: str) -> str:
+    return storage.join(table_root, f"_SKIPPED_snapshot_dt={snapshot}.json")
 
 
 def part_table_skipped(table_root: str, snapshot: str) -> str | None:
@@ -77,70 +187,63 @@ def part_table_skipped(table_root: str, snapshot: str) -> str | None:
     return json.loads(text)["why"] if text else None
 
 
-def published_snapshot(target: str) -> str | None:
-    """The snapshot a current-snapshot-layout target holds, or None if nothing was published there."""
-    text = storage.read_text(storage.join(target, METADATA_FILE))
-    return text.strip() if text else None
-
-
 def new_run(target: str, snapshot: str) -> str:
     """A fresh staging folder for one run."""
     return storage.join(target, STAGING, f"{snapshot}_{uuid.uuid4().hex[:12]}")
 
 
-def commit(target: str, run: str, folders: list[str], record: Publication, whole_target: bool) -> None:
-    """Publish the run's ``folders`` (relative to target). ``whole_target`` (the current-snapshot layout,
-    which holds one snapshot): other table folders are retired (a table dropped from the mapping
-    or skipped) and the snapshot is recorded in metadata/snapshot_dt.txt."""
-    manifest = {**asdict(record), "folders": folders, "whole_target": whole_target}
+def claim_in_place(run: str, folders: list[str]) -> None:
+    """Record, before writing any byte, the folders (relative to the target) a run creates in place."""
+    storage.write_text(storage.join(run, IN_PLACE), json.dumps(folders))
+
+
+def commit(target: str, run: str, folders: list[str], record: Publication) -> None:
+    """Publish the run: its staged ``folders`` (relative to target) are moved into place."""
+    manifest = {**asdict(record), "folders": folders}
     storage.write_text(storage.join(run, MANIFEST), json.dumps(manifest))
     roll_forward(target, run)
 
 
 def roll_forward(target: str, run: str) -> str:
-    """Move a committed run's tables into place and record its snapshot; returns the snapshot."""
+    """Move a committed run's staged folders into place; returns its snapshot."""
     manifest = json.loads(storage.read_text(storage.join(run, MANIFEST)))
-    folders = manifest["folders"]
-    for i, folder in enumerate(folders):
-        current, staged = storage.join(target, folder), storage.join(run, folder)
+    for i, folder in enumerate(manifest["folders"]):
+        current_folder, staged_folder = storage.join(target, folder), storage.join(run, folder)
         retired = storage.join(run, RETIRED, str(i))
         if storage.read_text(retired + ".done") is None:  # not yet moved aside
-            if storage.folder_exists(current):
-                storage.move_tree(current, retired)
+            if storage.folder_exists(current_folder):
+                storage.move_tree(current_folder, retired)
             storage.write_text(retired + ".done", "")
-        if storage.folder_exists(staged):
-            storage.move_tree(staged, current)
-    if manifest["whole_target"]:
-        for entry in storage.list_dir(target):
-            if entry.is_dir and entry.name not in folders and entry.name != "metadata" and entry.name[0] not in "_.":
-                storage.move_tree(storage.join(target, entry.name), storage.join(run, RETIRED, f"dropped_{entry.name}"))
-        storage.write_text(storage.join(target, SKIPPED_FILE), json.dumps(
-            {"snapshot_dt": manifest["snapshot_dt"], "tables": manifest.get("skipped_tables", {})}))
-        storage.write_text(storage.join(target, SOURCE_FILE), manifest.get("source_snapshot_dt", manifest["snapshot_dt"]) + "\n")
-        storage.write_text(storage.join(target, METADATA_FILE), manifest["snapshot_dt"] + "\n")
+        if storage.folder_exists(staged_folder):
+            storage.move_tree(staged_folder, current_folder)
     for root, why in manifest.get("skipped_folders", {}).items():
         storage.write_text(skipped_marker(storage.join(target, root) if root else target, manifest["snapshot_dt"]),
                            json.dumps({"why": why}))
-    discard(run)
+    storage.delete_file(storage.join(run, IN_PLACE))  # they are published now
+    discard(target, run)
     return manifest["snapshot_dt"]
 
 
-def discard(run: str) -> None:
+def discard(target: str, run: str) -> None:
+    """Remove a run's staging folder and the folders it created in place (not after its commit)."""
+    text = storage.read_text(storage.join(run, IN_PLACE))
+    for folder in json.loads(text) if text else []:
+        storage.delete_tree(storage.join(target, folder))
     storage.delete_tree(run)
     storage.remove_if_empty(run.rsplit("/", 1)[0])
 
 
-def recover(target: str, snapshot: str | None = None, say=lambda msg: None) -> None:
-    """Finish or discard what interrupted runs left under ``<target>/_staging/``: all of them, or
-    only those of ``snapshot`` (runs of other snapshots may be running right now)."""
+def recover(target: str, snapshot: str, say=lambda msg: None) -> None:
+    """Finish or discard what interrupted runs of ``snapshot`` left (runs of other snapshots may
+    be running right now)."""
     root = storage.join(target, STAGING)
     for entry in sorted(storage.list_dir(root), key=lambda e: e.name):
         run = storage.join(root, entry.name)
-        if not entry.is_dir or (snapshot and not entry.name.startswith(f"{snapshot}_")):
+        if not entry.is_dir or not entry.name.startswith(f"{snapshot}_"):
             continue
         if storage.read_text(storage.join(run, MANIFEST)) is not None:
             say(f"{target}: finishing the publication of snapshot_dt={roll_forward(target, run)} "
                 f"that an interrupted run had committed")
         else:
-            discard(run)
+            discard(target, run)
             say(f"{target}: removed the partial output of an interrupted run ({entry.name})")

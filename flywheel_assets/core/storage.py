@@ -183,6 +183,15 @@ def delete_tree(uri: str) -> None:
         pass
 
 
+def delete_file(uri: str) -> None:
+    """Remove one file; absent is fine."""
+    filesystem, path = filesystem_of(uri)
+    try:
+        filesystem.delete_file(path)
+    except FileNotFoundError:
+        pass
+
+
 def folder_exists(uri: str) -> bool:
     """A folder (on S3: any key under the prefix)."""
     from pyarrow import fs
@@ -191,24 +200,38 @@ def folder_exists(uri: str) -> bool:
     return filesystem.get_file_info(path).type == fs.FileType.Directory
 
 
+COPY_THREADS = 16  # S3 copies at once: each is a server-side request, the client only waits
+MULTIPART_COPY_BYTES = 4 * 1024**3  # CopyObject takes at most 5 GB; above this, parts of 512 MB
+
+
 def move_tree(src: str, dst: str) -> None:
     """Move a folder to a path that does not exist yet.
 
-    Locally one atomic rename. On S3 (no rename) every object is copied server-side, then the
-    source deleted; a move interrupted half-way is finished by running it again.
+    Locally one atomic rename. On S3 (no rename) every object is copied server-side, many at once
+    and in parts above 4 GB, then the source is deleted; a move interrupted half-way is finished by
+    running it again.
     """
-    from pyarrow import fs
+    from concurrent.futures import ThreadPoolExecutor
+
+    from boto3.s3.transfer import TransferConfig
 
     if not is_s3(src):
         target = local_path(dst)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.rename(local_path(src), target)
         return
-    filesystem, path = filesystem_of(src)
-    _, target = filesystem_of(dst)
-    for info in filesystem.get_file_info(fs.FileSelector(path, allow_not_found=True, recursive=True)):
-        if info.type == fs.FileType.File:
-            filesystem.copy_file(info.path, target + info.path[len(path):])
+    bucket, prefix = split_s3(src)
+    dst_bucket, dst_prefix = split_s3(dst)
+    config = TransferConfig(multipart_threshold=MULTIPART_COPY_BYTES, multipart_chunksize=512 * 1024**2)
+    client = s3_client()
+
+    def copy(item: tuple[str, int]) -> None:
+        relative, _ = item
+        client.copy({"Bucket": bucket, "Key": f"{prefix.rstrip('/')}/{relative}"}, dst_bucket,
+                    f"{dst_prefix.rstrip('/')}/{relative}", Config=config)
+
+    with ThreadPoolExecutor(max_workers=COPY_THREADS) as pool:
+        list(pool.map(copy, list_files(src)))
     delete_tree(src)
 
 

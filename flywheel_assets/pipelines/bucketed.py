@@ -12,7 +12,7 @@ from pydantic import Field
 
 from flywheel_assets import settings
 from flywheel_assets.catalog.base import Catalog
-from flywheel_assets.catalog.discover import parquet_columns, staged_snapshot, table_folders
+from flywheel_assets.catalog.discover import parquet_columns
 from flywheel_assets.catalog.names import (
     TableSpec,
     column_name,
@@ -51,26 +51,37 @@ class ExtTablesConfig(Config):
     max_cols: int = Field(default=100, description="--MAX_COLS: a table with more columns fails")
 
 
-def find_folders(roots: list[str], tables: list[str], snapshot: str) -> tuple[dict[str, str], dict[str, str]]:
+def find_folders(roots: list[str], tables: list[str], snapshot: str
+                 ) -> tuple[dict[str, str], dict[str, str], dict[str, publish.Publication]]:
     """table -> its folder, and table -> why the split skipped it, for ``tables`` (any case) in
-    the split roots; every root that holds one must hold ``snapshot``."""
+    the split roots, from each root's publication of ``snapshot`` (staged or current); and those
+    publications by root. Every root that holds one of the tables must have ``snapshot``."""
     wanted = {t.lower(): t for t in tables}
-    folders, skipped = {}, {}
+    folders, skipped, publications = {}, {}, {}
     for root in roots:
-        here = {f.lower(): f for f in table_folders(root) if f.lower() in wanted}
-        gone = {t.lower(): why for t, why in publish.skipped_tables(root, snapshot).items() if t.lower() in wanted}
-        if not (here or gone):
+        latest = publish.latest(root)
+        if latest is None or not any(t.lower() in wanted for t in (*latest.tables, *latest.skipped_tables)):
             continue
-        staged = staged_snapshot(root)
-        if staged != snapshot:
-            raise Failure(f"{root} holds snapshot_dt={staged}, not {snapshot}: materialize its split for {snapshot} first")
-        folders |= {wanted[t]: storage.join(root, f) for t, f in here.items()}
-        skipped |= {wanted[t]: why for t, why in gone.items() if t not in here}
+        found = publish.for_snapshot(root, snapshot)
+        if found is None:
+            raise Failure(f"{root} holds snapshot_dt={latest.snapshot_dt}, not {snapshot}: materialize its split "
+                          f"for {snapshot} first")
+        publications[root] = found
+        folders |= {wanted[t.lower()]: storage.join(root, f) for t, f in found.tables.items() if t.lower() in wanted}
+        skipped |= {wanted[t.lower()]: why for t, why in found.skipped_tables.items()
+                    if t.lower() in wanted and wanted[t.lower()] not in folders}
     absent = [t for t in tables if t not in folders and t not in skipped]
     if absent:
         raise Failure(f"no folder for {', '.join(absent)} under {', '.join(roots)}: materialize its split for "
                       f"{snapshot} first")
-    return folders, skipped
+    return folders, skipped, publications
+
+
+def unswitched(publication: publish.Publication, held: publish.Publication | None, chosen: set[str]) -> list[str]:
+    """Tables a switch to ``publication`` would change but that are not ``chosen``: switching a
+    root changes what every one of its tables serves, so all of them must be registered."""
+    before = held.tables if held else {}
+    return sorted(t for t, f in publication.tables.items() if t.lower() not in chosen and before.get(t) != f)
 
 
 def ext_tables_asset(tables: TableSet) -> AssetsDefinition:
@@ -88,7 +99,14 @@ def ext_tables_asset(tables: TableSet) -> AssetsDefinition:
         database = identifier(config.database or catalog.database, "DATABASE")
         max_cols = positive(config.max_cols, "MAX_COLS")
         selected = {key: t for key, t in entries.items() if key in context.selected_asset_keys}
-        folders, skipped = find_folders([lake.resolve(r) for r in config.s3_roots], list(selected.values()), snapshot)
+        folders, skipped, publications = find_folders([lake.resolve(r) for r in config.s3_roots],
+                                                      list(selected.values()), snapshot)
+        chosen = {t.lower() for t in selected.values()}
+        for root, publication in publications.items():
+            left = unswitched(publication, publish.current(root), chosen)
+            if left:
+                raise Failure(f"{root} switches to snapshot_dt={snapshot} as a whole (readers never see two snapshots "
+                              f"side by side): select the ext tables of {', '.join(left)} too, or all of ext_tables")
         specs = {}
         for t, folder in folders.items():  # check everything before changing anything
             name = identifier(f"{config.table_prefix}{t}".lower(), "table")
@@ -104,18 +122,22 @@ def ext_tables_asset(tables: TableSet) -> AssetsDefinition:
         # ext table would read nothing, so it is dropped (the files of earlier snapshots are untouched).
         dropped = {t: catalog.drop_table(database, identifier(f"{config.table_prefix}{t}".lower(), "table"))
                    for t in skipped}
+        for root, publication in publications.items():  # readers of every root now see the snapshot
+            publish.switch(root, publication)
         context.log.info(f"ext tables in {database}: {actions}" + (f"; dropped (skipped by the split): {dropped}" if dropped else ""))
         registered = {i.name: i for i in catalog.list_tables(database, config.table_prefix.lower(), partitions=False)}
-        # A table the mapping no longer has is no asset, and the split retired its folder: its ext
-        # table would read nothing. It is dropped (its bucketed_ table keeps its last data).
+        # A table the mapping no longer has is no asset, and no root holds it any more: its ext
+        # table would read a retired version. It is dropped (its bucketed_ table keeps its last data).
         known = {f"{config.table_prefix}{t}".lower() for t in entries.values()}
-        roots = [location(lake.resolve(r)) for r in config.s3_roots]
+        roots = {location(lake.resolve(r)): lake.resolve(r) for r in config.s3_roots}
+        held = {location(storage.join(root, f)) for root in roots.values() for p in [publish.current(root)] if p
+                for f in p.tables.values()}
         for name, info in list(registered.items()):
             if (name not in known and any(info.location.startswith(r) for r in roots)
-                    and not storage.folder_exists(info.location)):
+                    and info.location not in held):
                 catalog.drop_table(database, name)
                 registered.pop(name)
-                context.log.warning(f"dropped {database}.{name}: its folder {info.location} was retired by the split "
+                context.log.warning(f"dropped {database}.{name}: no split_cluster root holds {info.location} any more "
                                     "(the table is no longer in the mapping)")
         for key, t in selected.items():
             if t in skipped:

@@ -61,7 +61,7 @@ class SplitResult:
     bad_keys: int = 0  # rows whose customer_user_id is null or blank
     bad_keys_allowed: int = 0  # tolerance: more than this fails the blocking check
     skipped_tables: dict[str, str] = field(default_factory=dict)  # table -> why (missing_columns: skip_table)
-    published: bool = False  # moved into place (not when a blocking check failed)
+    published: bool = False  # committed: staged for the catalog switch, or in place (not when a blocking check failed)
     tables: list[TableResult] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -269,7 +269,8 @@ def run_split(
     every = selected is None or job.single_table is not None or (
         {t.lower() for t in selected} >= {t.lower() for t in mapping.tables})
     if job.layout == CURRENT_SNAPSHOT and not every:
-        held = publish.published_snapshot(target)
+        latest = publish.latest(target)
+        held = latest.snapshot_dt if latest else None
         if held != snapshot:
             raise FlywheelInputError(
                 f"{target} holds snapshot_dt={held}: writing only {', '.join([*tables, *skipped])} for "
@@ -300,12 +301,21 @@ def run_split(
         raise FlywheelInputError(f"snapshot {folder} is empty: 0 rows")
     result = SplitResult(job.name, snapshot, source, target, source_rows, sum(s for _, s in files), unmapped,
                          source_snapshot, bad_keys, allowed_bad_keys(max_bad_keys, source_rows), skipped)
-    # Every table is written aside and moved into place only when all are written and the blocking
-    # checks pass: a failed or killed run leaves what was published as it was (see publish.py).
-    publish.recover(target, None if job.layout == CURRENT_SNAPSHOT else snapshot, say)
-    run = publish.new_run(target, snapshot)
-    record = publish.Publication(snapshot, source_snapshot, skipped, {} if job.layout == CURRENT_SNAPSHOT else {
+    # Nothing a reader sees changes until every table is written and the blocking checks pass,
+    # and no data file is moved after it is written (see publish.py).
+    current = job.layout == CURRENT_SNAPSHOT
+    record = publish.Publication(snapshot, source_snapshot, skipped, {} if current else {
         relative(target, job.table_folder(target, t, snapshot).rsplit("/", 1)[0]): why for t, why in skipped.items()})
+    if current:
+        version = publish.new_version(snapshot)
+        run, written = None, {p.name: storage.join(p.path, version) for p in plans}
+    else:
+        publish.recover(target, snapshot, say)
+        run = publish.new_run(target, snapshot)
+        # a snapshot folder that does not exist yet is written where it stays; one that does is rebuilt aside
+        written = {p.name: p.path if not storage.folder_exists(p.path) else storage.join(run, relative(target, p.path))
+                   for p in plans}
+        publish.claim_in_place(run, [relative(target, p.path) for p in plans if written[p.name] == p.path])
 
     def write(p: TablePlan) -> TableResult:
         # Each table reads only its own columns from the source (no cache: the tables split the
@@ -313,13 +323,20 @@ def run_split(
         # round-robin shuffle makes them even-sized.
         out = df.select(*[source_column(s).alias(c) for c, s in zip(p.columns, p.sources)])
         out = out.coalesce(1) if p.files == 1 else out.repartition(p.files)
-        written = storage.join(run, relative(target, p.path))
-        out.write.mode("overwrite").parquet(spark_path(written))
-        storage.write_text(storage.join(written, publish.RECORD), record.folder_json())
-        stats = sizing.folder_stats(written)
+        folder = written[p.name]
+        out.write.mode("overwrite").parquet(spark_path(folder))
+        storage.write_text(storage.join(folder, publish.RECORD), record.folder_json())
+        stats = sizing.folder_stats(folder)
         say(f"{p.name}: {stats.rows} rows, {stats.files} files, {stats.bytes} bytes")
-        return TableResult(p.name, p.path, stats.rows, stats.files, stats.bytes, len(p.columns), p.files,
-                           stats.columns, p.columns, [str(source_types[c]) for c in p.sources])
+        return TableResult(p.name, folder if current else p.path, stats.rows, stats.files, stats.bytes,
+                           len(p.columns), p.files, stats.columns, p.columns, [str(source_types[c]) for c in p.sources])
+
+    def abandon() -> None:
+        if current:
+            for folder in written.values():
+                storage.delete_tree(folder)
+        else:
+            publish.discard(target, run)
 
     try:
         # Tables are written concurrently: a one-file table is one task, so one at a time would
@@ -329,13 +346,17 @@ def run_split(
         failed = blocking_failures(result)
         if failed:
             say(f"not published: blocking checks failed: {', '.join(failed)}; {target} keeps what it had")
-            publish.discard(run)
+            abandon()
+        elif current:
+            record.tables = {p.name: relative(target, written[p.name]) for p in plans}
+            publish.stage(target, record, whole_target=every)
+            say(f"staged snapshot_dt={snapshot} in {target}: readers switch to it when ext_tables runs")
+            result.published = True
         else:
-            publish.commit(target, run, [relative(target, p.path) for p in plans], record,
-                           whole_target=job.layout == CURRENT_SNAPSHOT and every)
+            publish.commit(target, run, [relative(target, p.path) for p in plans if written[p.name] != p.path], record)
             result.published = True
     except BaseException:
-        publish.discard(run)
+        abandon()
         raise
     return result
 
