@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import bucketed_join, definitions_load, end_to_end, publish_history, sensor_tick, split_floor
+from benchmarks import bucketed_join, definitions_load, end_to_end, publish_history, s3_publish, sensor_tick, split_floor
 from benchmarks.harness import DOCS, bench_home, machine, timed, write_section
 
 TITLES = {
@@ -25,6 +25,7 @@ TITLES = {
     "e2e": "4. End to end: `flywheel run` on the sample lake",
     "sensor": "5. Sensor tick",
     "defs": "6. Loading the definitions (one asset per table)",
+    "s3": "7. Publishing on S3 at production scale (S3 stand-in)",
 }
 
 
@@ -58,6 +59,8 @@ def main(argv=None) -> int:
                 body, figures[name] = publish_history.run(bench, Path(tmp), trials=max(args.trials, 5))
             elif name == "e2e":
                 body, figures[name] = end_to_end.run(bench, Path(tmp))
+            elif name == "s3":
+                body, figures[name] = s3_publish.run()
             elif name == "defs":
                 body, figures[name] = definitions_load.run(Path(tmp), trials=args.trials)
             else:

@@ -19,6 +19,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance, materialize
 
 from flywheel_assets import settings as fw_settings
+from flywheel_assets.core import publish
 from flywheel_assets.demo_data import addressable_dates, attribute_names
 from flywheel_assets.deploy import deploy
 from flywheel_assets.resources import GlueSparkRunner, Lake
@@ -271,10 +272,11 @@ def test_split_asset_runs_the_deployed_script_through_pipes_glue_client(glue_sta
     assert started["Arguments"]["--SOURCE_PATH"] == str(lake / fw_settings.ADDRESSABLE_COMPACTION)
     assert {"--dagster-pipes-context", "--dagster-pipes-messages"} <= set(started["Arguments"])
     out = lake / fw_settings.SPLIT_CLUSTER_ADDRESSABLE
-    assert (out / "metadata" / "snapshot_dt.txt").read_text().strip() == LATEST
+    staged = publish.staged(str(out))  # written and staged; ext_tables switches readers to it
+    assert staged.snapshot_dt == LATEST
     import pyarrow.parquet as pq
 
-    assert pq.read_table(out / "addressable_ids").num_rows == SMALL.rows
+    assert pq.read_table(out / staged.tables["addressable_ids"]).num_rows == SMALL.rows
     mat = result.asset_materializations_for_node("addressable_bucket")[0]
     assert mat.asset_key == AssetKey(["split_cluster", "addressable_ids"])
     assert mat.metadata["dagster/row_count"].value == SMALL.rows
@@ -454,7 +456,7 @@ def test_emr_serverless_runner_runs_the_deployed_script_through_pipes(deployed, 
     assert submit["entryPointArguments"][:2] == ["--SNAPSHOT_DT", LATEST]
     mat = result.asset_materializations_for_node("addressable_bucket")[0]
     assert mat.metadata["source_rows"].value == SMALL.rows
-    assert (lake / fw_settings.SPLIT_CLUSTER_ADDRESSABLE / "metadata" / "snapshot_dt.txt").read_text().strip() == LATEST
+    assert publish.staged(str(lake / fw_settings.SPLIT_CLUSTER_ADDRESSABLE)).snapshot_dt == LATEST
 
 
 def test_iam_policies_grant_what_the_platform_calls():

@@ -12,6 +12,7 @@ from flywheel_assets import settings
 from flywheel_assets.catalog.names import Column, TableSpec
 from flywheel_assets.messages import step_error_message
 from flywheel_assets.resources import Lake
+from flywheel_assets.core import publish
 from flywheel_assets.core.errors import FlywheelInputError
 from flywheel_assets.core.mapping import load_mapping
 from flywheel_assets.spark_jobs.split import JOBS, run_split
@@ -107,7 +108,8 @@ def test_tables_columns_locations_comments_counts(published_shared):
     for table, columns in mapping.tables.items():
         ext = tables[f"ext_{table.lower()}"]
         assert [c.name for c in ext.columns] == ["customer_user_id", *columns]
-        assert ext.location == str(lake / settings.SPLIT_CLUSTER_INFOBASE / table) + "/"
+        held = publish.current(str(lake / settings.SPLIT_CLUSTER_INFOBASE)).tables[table]  # its version folder
+        assert ext.location == str(lake / settings.SPLIT_CLUSTER_INFOBASE / held) + "/" and f"/v{LATEST}_" in ext.location
         assert ext.snapshot == LATEST and ext.partitions == 0
         bucketed = tables[f"bucketed_{table.lower()}"]
         assert bucketed.columns == ext.columns
@@ -115,7 +117,8 @@ def test_tables_columns_locations_comments_counts(published_shared):
         assert bucketed.snapshot == LATEST
         assert bucketed.location.startswith(str(lake / settings.BUCKETED_BASE / table.lower()) + "/v")
         assert count(catalog, ext.name) == count(catalog, bucketed.name) == SMALL.rows
-    assert tables["ext_addressable_ids"].location == str(lake / settings.SPLIT_CLUSTER_ADDRESSABLE / "addressable_ids") + "/"
+    held = publish.current(str(lake / settings.SPLIT_CLUSTER_ADDRESSABLE)).tables["addressable_ids"]
+    assert tables["ext_addressable_ids"].location == str(lake / settings.SPLIT_CLUSTER_ADDRESSABLE / held) + "/"
     for p in parts:
         part = tables[f"part_{p}"]
         assert part.partition_keys == ["snapshot_dt"] and part.partitions == 2
@@ -217,7 +220,7 @@ def test_failed_bucketed_rebuild_leaves_the_previous_table(published):
     before = catalog.describe(catalog.database, "bucketed_ibe_01")
     versions = lake / settings.BUCKETED_BASE / "ibe_01"
     versions_before = sorted(p.name for p in versions.iterdir())
-    ext_dir = lake / settings.SPLIT_CLUSTER_INFOBASE / "IBE_01"
+    ext_dir = lake / settings.SPLIT_CLUSTER_INFOBASE / publish.current(str(lake / settings.SPLIT_CLUSTER_INFOBASE)).tables["IBE_01"]
     victim = next(ext_dir.glob("*.parquet"))
     victim.write_bytes(b"PAR1 truncated garbage")  # the rebuild's read fails mid-way
     result = materialize_catalog(lake, catalog, LATEST, selection=["bucketed_tables"], raise_on_error=False,
@@ -310,14 +313,14 @@ def test_catalog_checks_pass_on_a_published_snapshot(published_shared):
 
 
 def test_ext_table_over_a_folder_the_mapping_dropped_is_dropped(published, spark):
-    """The new mapping has no IBE_04_B: the split retires its folder, so ext_ibe_04_b would read
-    nothing; with the definitions reloaded it is no asset any more, and ext_tables drops it."""
+    """The new mapping has no IBE_04_B: the split does not stage it, so ext_ibe_04_b would read a
+    replaced version; with the definitions reloaded it is no asset any more, and ext_tables drops it."""
     lake, catalog = published
     mapping = lake / settings.INFOBASE_BUCKET_MAPPING
     mapping.write_text("\n".join(line for line in mapping.read_text().splitlines() if not line.startswith("IBE_04")))
     run_split(spark, JOBS["infobase_split_and_bucket"], paths(lake)["ib_raw"], paths(lake)["cluster_ib"], LATEST,
               load_mapping(str(mapping)), 128 * 1024 * 1024)
-    assert not (lake / settings.SPLIT_CLUSTER_INFOBASE / "IBE_04_B").exists()
+    assert "IBE_04_B" not in publish.staged(str(lake / settings.SPLIT_CLUSTER_INFOBASE)).tables
     result = materialize_catalog(lake, catalog, LATEST, selection=["ext_tables"])
     assert catalog.describe(catalog.database, "ext_ibe_04_b") is None
     assert "ext_ibe_04_b" not in {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
@@ -440,3 +443,36 @@ def test_entity_resolution_table_is_rebuilt_for_each_snapshot_and_swapped_in(spa
                           resources={"lake": Lake(data_root=str(lake)), "catalog": catalog})
     assert "has no partition snapshot_dt=2030-01-01: materialize part_addressable_ids first" in failure_message(missing)
     assert catalog.describe(db, "part_addressable_ids_er").location == locations[-1]  # untouched
+
+
+def test_a_failed_infobase_split_leaves_both_roots_on_the_previous_snapshot(spark, spark_url, lake, catalog):
+    """A run for a new snapshot whose infobase split fails and addressable split succeeds: the
+    addressable files are written and staged, but no ext table moves to the new snapshot."""
+    from flywheel_assets.local_spark import LocalSpark
+    from flywheel_assets.resources import LocalSparkRunner
+
+    publish_split(spark, lake, OLDEST)
+    materialize_catalog(lake, catalog, OLDEST, selection=["ext_tables"])
+    before = {t.name: (t.location, t.comment) for t in catalog.list_tables(catalog.database, "ext_")}
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("snapshot_dt", [LATEST])
+    assets = assets_of(lake)
+    result = materialize(
+        [step(assets, s) for s in ("infobase_split", "addressable_bucket", "ext_tables")], partition_key=LATEST,
+        instance=instance, raise_on_error=False,
+        resources={"lake": Lake(data_root=str(lake)), "catalog": catalog,
+                   "spark_jobs": LocalSparkRunner(server=LocalSpark(home="unused", remote=spark_url))},
+        run_config={"ops": {"infobase_split": {"config": {"csv_file": "omc_cleanroom_data/no_such_mapping.csv"}}}})
+    failed = {e.step_key for e in result.get_step_failure_events()}
+    done = {e.step_key for e in result.get_step_success_events()}
+    assert failed == {"infobase_split"} and done == {"addressable_bucket"}  # ext_tables did not run
+    roots = {r: str(lake / r) for r in (settings.SPLIT_CLUSTER_INFOBASE, settings.SPLIT_CLUSTER_ADDRESSABLE)}
+    assert publish.staged(roots[settings.SPLIT_CLUSTER_ADDRESSABLE]).snapshot_dt == LATEST  # written, not switched
+    assert {r: publish.published_snapshot(p) for r, p in roots.items()} == dict.fromkeys(roots, OLDEST)
+    assert {t.name: (t.location, t.comment) for t in catalog.list_tables(catalog.database, "ext_")} == before
+    assert count(catalog, "ext_addressable_ids") == SMALL.rows
+    # ext_tables asked for LATEST anyway: refused before any table or root changes
+    forced = materialize_catalog(lake, catalog, LATEST, selection=["ext_tables"], raise_on_error=False)
+    assert f"holds snapshot_dt={OLDEST}, not {LATEST}" in failure_message(forced)
+    assert {t.name: (t.location, t.comment) for t in catalog.list_tables(catalog.database, "ext_")} == before
+    assert publish.published_snapshot(roots[settings.SPLIT_CLUSTER_ADDRESSABLE]) == OLDEST

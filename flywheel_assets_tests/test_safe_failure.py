@@ -117,9 +117,9 @@ def test_publication_interrupted_after_commit_is_rolled_forward(target):
     put(f"{run}/IBE_02/snapshot_dt=2024-02-01/part-new.parquet", "new 2")
     put(f"{run}/{publish.MANIFEST}", json.dumps({"snapshot_dt": "2024-02-01", "folders": [
         "IBE_01/snapshot_dt=2024-02-01", "IBE_02/snapshot_dt=2024-02-01"]}))
-    # the run died after moving IBE_01's old files aside, before moving its new ones in
-    storage.move_tree(f"{target}/IBE_01/snapshot_dt=2024-02-01", f"{run}/{publish.RETIRED}/0")
-    put(f"{run}/{publish.RETIRED}/0.done", "")
+    # the run died after deleting IBE_01's old files, before moving its new ones in
+    storage.delete_tree(f"{target}/IBE_01/snapshot_dt=2024-02-01")
+    put(f"{run}/{publish.CLEARED}0", "")
     abandoned = publish.new_run(target, "2024-03-01")  # another run died before committing...
     publish.claim_in_place(abandoned, ["IBE_01/snapshot_dt=2024-03-01"])
     put(f"{target}/IBE_01/snapshot_dt=2024-03-01/part-x.parquet", "half")  # ...half-way through a new folder

@@ -226,7 +226,7 @@ class LocalCatalog(Catalog):
         name = qualified(spec.database, spec.name)
         change = column_change(existing.columns, spec.columns) if existing else None
         recreate = existing is not None and (
-            existing.location != spec.location
+            (existing.location != spec.location and spec.partition_keys)
             or existing.partition_keys != [c.name for c in spec.partition_keys]
             or existing.num_buckets
             or change == "incompatible"
@@ -244,6 +244,9 @@ class LocalCatalog(Catalog):
                 self.sql(f"MSCK REPAIR TABLE {name}")  # re-register what the drop forgot
             return "recreated" if recreate else "created"
         updated = False
+        if existing.location != spec.location:  # one metastore update: readers see the old files or the new
+            self.sql(f"ALTER TABLE {name} SET LOCATION '{spec.location}'")
+            updated = True
         if change == "added":
             self.sql(f"ALTER TABLE {name} ADD COLUMNS ({_columns_sql(spec.columns[len(existing.columns):])})")
             updated = True

@@ -17,8 +17,9 @@ catalog step registers its partition. The run lists the folders it creates in
 ``_staging/<run>/_IN_PLACE.json`` before writing, so a failed or killed run's folders are removed
 (by itself, or by the next run of that snapshot). Re-publishing a snapshot that exists is written
 aside under ``_staging/<run>/`` and moved into place once the run's manifest (the commit point) is
-written; on S3 that move is a server-side copy, parallel and multipart above 5 GB (the one copy
-left, only when a published snapshot is rebuilt).
+written: the previous files are deleted, the new ones moved in. On S3 that move is a server-side
+copy, 16 at once and multipart above 4 GB: the one copy left, only when a published snapshot is
+rebuilt, and its partition reads empty while it runs.
 
 What each publication holds travels with the data: every written folder carries
 ``_PUBLICATION.json`` (the partition and the source snapshot read, which is older for a source that
@@ -38,7 +39,7 @@ from flywheel_assets.core import storage
 STAGING = "_staging"
 MANIFEST = "_COMMITTED.json"
 IN_PLACE = "_IN_PLACE.json"  # snapshot-folder layout: the folders a run creates where they stay
-RETIRED = "_retired"  # a re-published snapshot's previous files, deleted once the run is published
+CLEARED = "_CLEARED_"  # + folder number: a re-published snapshot's previous files are deleted
 STAGED_FILE = "metadata/staged.json"  # current-snapshot layout: written by the split, not yet switched to
 CURRENT_FILE = "metadata/current.json"  # current-snapshot layout: what the ext tables read
 METADATA_FILE = "metadata/snapshot_dt.txt"  # current-snapshot layout: the snapshot (partition) it holds
@@ -130,9 +131,12 @@ def stage(target: str, record: Publication, whole_target: bool) -> None:
 
 def switch(target: str, record: Publication) -> None:
     """Make ``record`` what the target holds: called by the catalog step once the catalog points
-    at its folders. Versions older than the one replaced are deleted."""
-    previous = current(target)
-    data = {k: v for k, v in asdict(record).items() if k != "skipped_folders"}
+    at its folders. The versions it replaces stay for queries still reading them; those they
+    replaced are deleted."""
+    text = storage.read_text(storage.join(target, CURRENT_FILE))
+    before = json.loads(text) if text else {}
+    replaced = before.get("tables") or (current(target) or record).tables
+    data = {**{k: v for k, v in asdict(record).items() if k != "skipped_folders"}, "previous": replaced}
     storage.write_text(storage.join(target, CURRENT_FILE), json.dumps(data))
     storage.write_text(storage.join(target, SKIPPED_FILE), json.dumps(
         {"snapshot_dt": record.snapshot_dt, "tables": record.skipped_tables}))
@@ -142,24 +146,32 @@ def switch(target: str, record: Publication) -> None:
     if pending and pending.tables == record.tables:
         storage.delete_file(storage.join(target, STAGED_FILE))
         pending = None
-    keep = {*record.tables.values(), *(previous.tables.values() if previous else ()),
+    keep = {*record.tables.values(), *replaced.values(), *(pending.tables.values() if pending else ())}
+    for folder in set(before.get("previous", {}).values()) - keep:  # no listing: the record names them
+        storage.delete_tree(storage.join(target, folder))
+
+
+def remove_orphans(target: str, say=lambda msg: None) -> None:
+    """Delete the version folders no record names (left by failed or killed runs), and the files
+    of a table folder written before version folders once nothing reads them. Only a split of
+    the target calls it: no other one is writing then (a pool of 1)."""
+    text = storage.read_text(storage.join(target, CURRENT_FILE))
+    held = json.loads(text) if text else {}
+    pending = staged(target)
+    keep = {*held.get("tables", {}).values(), *held.get("previous", {}).values(),
             *(pending.tables.values() if pending else ())}
-    prune(target, keep)
-
-
-def prune(target: str, keep: set[str]) -> None:
-    """Delete the version folders (and files of a pre-version table folder) not in ``keep``."""
+    if not held and published_snapshot(target):  # published before version folders: all of it is read
+        return
     for table in storage.list_dir(target):
         if not table.is_dir or table.name == "metadata" or storage.is_hidden(table.name):
             continue
         folder = storage.join(target, table.name)
-        entries = storage.list_dir(folder)
-        for e in entries:
+        for e in storage.list_dir(folder):
             if e.is_dir and e.name.startswith(VERSION_PREFIX) and f"{table.name}/{e.name}" not in keep:
                 storage.delete_tree(storage.join(folder, e.name))
-            elif not e.is_dir and table.name not in keep:  # written before version folders
+                say(f"{target}: removed {table.name}/{e.name}, written by a run that did not publish it")
+            elif not e.is_dir and table.name not in keep:  # written before version folders, replaced since
                 storage.delete_file(storage.join(folder, e.name))
-        storage.remove_if_empty(folder)
 
 
 def published_snapshot(target: str) -> str | None:
@@ -209,11 +221,10 @@ def roll_forward(target: str, run: str) -> str:
     manifest = json.loads(storage.read_text(storage.join(run, MANIFEST)))
     for i, folder in enumerate(manifest["folders"]):
         current_folder, staged_folder = storage.join(target, folder), storage.join(run, folder)
-        retired = storage.join(run, RETIRED, str(i))
-        if storage.read_text(retired + ".done") is None:  # not yet moved aside
-            if storage.folder_exists(current_folder):
-                storage.move_tree(current_folder, retired)
-            storage.write_text(retired + ".done", "")
+        cleared = storage.join(run, f"{CLEARED}{i}")
+        if storage.read_text(cleared) is None:  # after the commit only the new files matter
+            storage.delete_tree(current_folder)
+            storage.write_text(cleared, "")
         if storage.folder_exists(staged_folder):
             storage.move_tree(staged_folder, current_folder)
     for root, why in manifest.get("skipped_folders", {}).items():

@@ -88,8 +88,9 @@ def ext_tables_asset(tables: TableSet) -> AssetsDefinition:
     entries = {catalog_key(job, t): t for job, t in current_snapshot_tables(tables)}
     specs = [AssetSpec(key, deps=[split_key(job, t)], group_name=GROUP, partitions_def=snapshot_partitions,
                        kinds={"catalog"}, metadata={"table": t},
-                       description=f"Step 3: external table over the split folder of {t} (columns from its parquet "
-                       f"files, snapshot from metadata/snapshot_dt.txt in the comment). {CURRENT}")
+                       description=f"Step 3: external table over the version folder the split wrote for {t} (columns "
+                       f"from its parquet files, snapshot in the comment). Materializing it switches readers of "
+                       f"every split_cluster root to the staged snapshot at once. {CURRENT}")
              for job, t in current_snapshot_tables(tables) for key in [catalog_key(job, t)]]
 
     @multi_asset(name="ext_tables", specs=specs, can_subset=True,

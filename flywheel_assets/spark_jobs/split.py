@@ -307,6 +307,7 @@ def run_split(
     record = publish.Publication(snapshot, source_snapshot, skipped, {} if current else {
         relative(target, job.table_folder(target, t, snapshot).rsplit("/", 1)[0]): why for t, why in skipped.items()})
     if current:
+        publish.remove_orphans(target, say)
         version = publish.new_version(snapshot)
         run, written = None, {p.name: storage.join(p.path, version) for p in plans}
     else:
