@@ -2,15 +2,15 @@
 
 No AWS account and no 550 GB here, so an S3 stand-in: an in-memory object store that holds each
 object's simulated size, counts every request the publishing code makes (LIST per 1,000 keys, GET,
-PUT, HEAD, COPY, DELETE per 1,000 keys, multipart copy parts) and charges each a modelled time. The
-real ``flywheel_assets.core.publish`` and ``storage.move_tree`` request patterns run against it:
-``storage``'s functions are swapped for the stand-in's while a scenario runs.
+PUT, HEAD, COPY, DELETE per 1,000 keys) and charges each a modelled time. The real
+``flywheel_assets.core.publish`` runs against it: ``storage``'s functions are swapped for the
+stand-in's while a scenario runs.
 
 The model, from S3's published performance guidelines: 100 ms per request (the low end of their
 "100-200 ms" first-byte latency for small objects) and 85 MB/s per connection for data (their
 "one concurrent request per 85-90 MB/s"), so a server-side copy of an object costs 100 ms plus
-its size at 85 MB/s; requests the code makes at once (the parallel copies) overlap. Catalog
-updates (Glue UpdateTable per ext table) are charged one request each.
+its size at 85 MB/s. Catalog updates (Glue UpdateTable per ext table, GetPartition and
+UpdatePartition per part table) are charged one request each.
 
 A reader checks every table after every request: each must be the old snapshot's files or the new
 one's, all of them; an empty, partial or mixed table is counted.
@@ -18,12 +18,12 @@ one's, all of them; an empty, partial or mixed table is counted.
 Before: the code this replaced (``git show 4487dcd:flywheel_assets/core/publish.py``) wrote each run
 under ``_staging/<run>/``, then for every table moved the published folder aside and the staged
 one in, each a sequential copy of every object plus deletes. After: the split stages its version
-folders (one PUT), the catalog step points each ext table at its version and records the switch.
+folders (one PUT), the catalog step points each ext table at its version and records the switch;
+a part snapshot is written in place, or, re-published, into a version its partition is pointed at.
 """
 
 from __future__ import annotations
 
-import heapq
 import json
 import math
 from contextlib import contextmanager
@@ -34,8 +34,8 @@ from flywheel_assets.core import publish, storage
 
 LATENCY_S = 0.100
 BYTES_PER_S = 85 * 1000**2
-COPY_THREADS = storage.COPY_THREADS
 MIB = 1024**2
+COPY_LIMIT = 5 * 1000**3  # CopyObject refuses larger objects: the replaced code's copies failed there
 
 
 @dataclass
@@ -107,31 +107,20 @@ class Store:
     def remove_if_empty(self, uri):
         self.folder_exists(uri)
 
-    def copy_object(self, src: str, dst: str) -> float:
-        """One server-side copy; returns its modelled seconds (CopyObject up to the multipart
-        threshold, else create + 512 MiB part copies + complete, as boto3's managed copy)."""
+    def copy_object(self, src: str, dst: str) -> None:
+        """One server-side CopyObject (the replaced code's pyarrow copy_file)."""
         size, content = self.objects[src]
-        if size > storage.MULTIPART_COPY_BYTES:
-            parts = math.ceil(size / (512 * MIB))
-            self.requests["COPY (part)"] = self.requests.get("COPY (part)", 0) + parts + 2
-            cost = 2 * LATENCY_S + parts * LATENCY_S + size / BYTES_PER_S
-        else:
-            self.requests["COPY"] = self.requests.get("COPY", 0) + 1
-            cost = LATENCY_S + size / BYTES_PER_S
-        self.requests["HEAD"] = self.requests.get("HEAD", 0) + 1  # the managed copy heads the source first
+        if size > COPY_LIMIT:
+            self.requests["refused (over 5 GB)"] = self.requests.get("refused (over 5 GB)", 0) + 1
+        self.charge("COPY", data_bytes=size)
         self.objects[dst] = (size, content)
         self.copied_bytes += size
         self.changed()
-        return cost + LATENCY_S
 
-    def move_tree(self, src, dst, threads: int = COPY_THREADS):
-        """storage.move_tree on S3: list, copy every object (``threads`` at once), delete the source."""
-        files = self.list_files(src)
-        workers = [0.0] * threads
-        for relative, _ in files:
-            cost = self.copy_object(f"{src.rstrip('/')}/{relative}", f"{dst.rstrip('/')}/{relative}")
-            heapq.heapreplace(workers, workers[0] + cost)
-        self.seconds += max(workers)
+    def move_tree(self, src, dst):
+        """The replaced storage.move_tree on S3: list, copy every object one after the other, delete."""
+        for relative, _ in self.list_files(src):
+            self.copy_object(f"{src.rstrip('/')}/{relative}", f"{dst.rstrip('/')}/{relative}")
         self.delete_tree(src)
 
 
@@ -139,7 +128,7 @@ class Store:
 def serving(store: Store):
     """``storage``'s functions answered by the stand-in while the block runs."""
     names = ["list_dir", "list_files", "read_text", "write_text", "delete_file", "delete_tree", "folder_exists",
-             "remove_if_empty", "move_tree"]
+             "remove_if_empty"]
     saved = {n: getattr(storage, n) for n in names}
     for n in names:
         setattr(storage, n, getattr(store, n))
@@ -195,9 +184,9 @@ def before(tables: int, per_table: int, size: int) -> tuple[Store, Reader]:
         # publish.commit + roll_forward as they were, with the sequential move of that code
         storage.write_text(f"{run}/_COMMITTED.json", json.dumps({"folders": names}))
         for i, t in enumerate(names):
-            store.move_tree(f"{ROOT}/{t}", f"{run}/_retired/{i}", threads=1)
+            store.move_tree(f"{ROOT}/{t}", f"{run}/_retired/{i}")
             storage.write_text(f"{run}/_retired/{i}.done", "")
-            store.move_tree(f"{run}/{t}", f"{ROOT}/{t}", threads=1)
+            store.move_tree(f"{run}/{t}", f"{ROOT}/{t}")
         for name in ("skipped_tables.json", "source_snapshot_dt.txt", "snapshot_dt.txt"):
             storage.write_text(f"{ROOT}/metadata/{name}", "2024-07-01")
         storage.delete_tree(run)
@@ -247,22 +236,25 @@ PART = "s3://lake/omc_cleanroom_data/split_part/infobase_attributes"
 def part(tables: int, per_table: int, size: int, republish: bool, old: bool) -> tuple[Store, Reader]:
     """Snapshot-folder layout, one snapshot's folders published; ``old``: as the replaced code did
     (staged, then moved aside and in, one object at a time). A new snapshot has no reader (its
-    partition is registered after); readers of a re-published one are checked."""
+    partition is registered after); readers of a re-published one are checked, through the catalog."""
     store = Store()
     names = [f"IBE_{i:02d}" for i in range(1, tables + 1)]
     folders = [f"{t}/snapshot_dt=2024-07-01" for t in names]
-    in_place = not (old or republish)
     with serving(store):
-        run = publish.new_run(PART, "2024-07-01")
+        run, version = publish.new_run(PART, "2024-07-01"), publish.new_part_version()
     for t, folder in zip(names, folders):
+        if old:
+            where = f"{run}/{folder}"
+        else:
+            where = f"{PART}/{folder}/{version}" if republish else f"{PART}/{folder}"
         for f in files("new", per_table):
-            where = f"{PART}/{folder}" if in_place else f"{run}/{folder}"
             store.objects[f"{where}/{f.split('/')[1]}"] = (size, f"{t}:{f}")
         if republish:
             for f in files("old", per_table):
                 store.objects[f"{PART}/{folder}/old-{f.split('/')[1]}"] = (size, f"{t}:{f}")
+    catalog = {t: f"{PART}/{folder}" for t, folder in zip(names, folders)}  # the registered partitions
     expected = {s: {f"{s}/{f.split('/')[1]}" for f in files(s, per_table)} for s in ("old", "new")}
-    reader = Reader(store, {t: f"{PART}/{folder}" for t, folder in zip(names, folders)} if republish else {}, expected)
+    reader = Reader(store, {t: (lambda t=t: catalog[t]) for t in names} if republish else {}, expected)
     store.observe = reader
     store.requests, store.seconds = {}, 0.0
     with serving(store):
@@ -270,15 +262,22 @@ def part(tables: int, per_table: int, size: int, republish: bool, old: bool) -> 
             storage.write_text(f"{run}/_COMMITTED.json", json.dumps({"folders": folders}))
             for i, folder in enumerate(folders):
                 if storage.folder_exists(f"{PART}/{folder}"):
-                    store.move_tree(f"{PART}/{folder}", f"{run}/_retired/{i}", threads=1)
+                    store.move_tree(f"{PART}/{folder}", f"{run}/_retired/{i}")
                 storage.write_text(f"{run}/_retired/{i}.done", "")
-                store.move_tree(f"{run}/{folder}", f"{PART}/{folder}", threads=1)
+                store.move_tree(f"{run}/{folder}", f"{PART}/{folder}")
             storage.delete_tree(run)
             storage.remove_if_empty(f"{PART}/_staging")
-        else:
-            if in_place:
-                publish.claim_in_place(run, folders)  # before the split writes
-            publish.commit(PART, run, [] if in_place else folders, publish.Publication("2024-07-01", "2024-07-01"))
+            return store, reader
+        publish.claim(run, [f"{f}/{version}" if republish else f for f in folders])  # before the split writes
+        publish.commit(PART, run, {f: version for f in folders} if republish else {},
+                       publish.Publication("2024-07-01", "2024-07-01"))
+        for t, folder in zip(names, folders):  # part_tables: register, or point at the version
+            store.charge("catalog update")
+            if republish:
+                held, catalog[t] = catalog[t], publish.data_folder(f"{PART}/{folder}")
+                store.charge("catalog update")
+                reader()
+                publish.prune_snapshot_folder(f"{PART}/{folder}", {catalog[t], held})
     return store, reader
 
 
@@ -322,7 +321,8 @@ def run(tables: int = 27, per_table: int = 40, size: int = 512 * MIB) -> tuple[s
                           f"{a['copied_gb']:,}", f"{a['bad_reads']:,} of {a['observations']:,}"])
     body += ("\n\nSnapshot-folder layout (split_part, the part tables), 27 x 40 x 512 MB. A new snapshot's folders "
              "are now written where they stay (no reader sees them before `part_tables` registers the partition); "
-             "re-publishing a snapshot that exists is the one copy left, now once per object (the old files are deleted, not moved aside) and 16 server-side copies at once:\n\n")
+             "a re-published snapshot is written into a hidden version inside its folder, and `part_tables` points "
+             "the partition at it:\n\n")
     body += table(["publishing", "before: requests", "before: s", "before: GB copied", "before: bad reads",
                    "after: requests", "after: s", "after: GB copied", "after: bad reads"], part_rows)
     body += (f"\n\nModel: {LATENCY_S * 1000:.0f} ms per request, {BYTES_PER_S / 1000**2:.0f} MB/s per connection "
@@ -330,9 +330,8 @@ def run(tables: int = 27, per_table: int = 40, size: int = 512 * MIB) -> tuple[s
              "something (a bad read: a table empty, partial or mixing two snapshots). Before: the replaced "
              "staging-and-move publication (sequential copies; in the current-snapshot layout two per object, the old "
              "files moved aside and the new ones in); "
-             "after: version folders staged by the split and switched by `ext_tables`. The current-snapshot "
-             "figures after do not change with the files or their sizes: O(tables) requests. Re-publishing a part "
-             "snapshot still empties its partition for readers while it moves (left as is: see the README).")
+             "after: version folders staged by the split and switched by `ext_tables` or `part_tables`. The after "
+             "figures do not change with the files or their sizes: O(tables) requests, no data copied.")
     flat = {f"{k[0]}_{k[1][0]}x{k[1][1]}x{k[1][2] // MIB}": v for k, v in results.items() if isinstance(k, tuple)}
     return body, flat | {k: v for k, v in results.items() if isinstance(k, str)}
 

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from flywheel_assets.catalog.base import Catalog
 from flywheel_assets.catalog.names import TableInfo
 from flywheel_assets.cleanrooms import columns_over_limit
-from flywheel_assets.core import sizing, storage
+from flywheel_assets.core import publish, sizing, storage
 from flywheel_assets.core.errors import FlywheelInputError
 from flywheel_assets.core.snapshots import parse_date, snapshot_path
 
@@ -193,7 +193,7 @@ def _part(catalog: Catalog, database: str, infos: dict[str, TableInfo], table: s
         return health, []
     health.snapshot = max(registered)
     if health.snapshot in with_data:
-        health.expected_rows = _file_rows(health, snapshot_path(info.location, health.snapshot))
+        health.expected_rows = _file_rows(health, publish.data_folder(snapshot_path(info.location, health.snapshot)))
     return health, [(database, health.table, limits.key, health.snapshot)]
 
 
@@ -209,10 +209,13 @@ def _identity(database: str, infos: dict[str, TableInfo], limits: Limits) -> tup
 
 
 def _snapshot_folders_with_data(table_location: str) -> set[str]:
-    """The snapshot_dt values whose folder under the table holds a data file (one listing)."""
+    """The snapshot_dt values whose folder under the table holds a data file, in itself or in the
+    version a re-publication wrote in it (one listing)."""
     found = set()
     for path, _ in storage.list_files(table_location):
         folder, _, name = path.partition("/")
+        if name.startswith(publish.PART_VERSION_PREFIX):
+            name = name.partition("/")[2]
         if folder.startswith(SNAPSHOT_PREFIX) and name and "/" not in name and not storage.is_hidden(name):
             found.add(folder[len(SNAPSHOT_PREFIX):])
     return found

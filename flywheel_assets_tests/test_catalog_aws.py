@@ -89,6 +89,15 @@ def test_partition_registration_chunks_of_100_and_is_idempotent(aws, monkeypatch
     got = glue().get_partition(DatabaseName=DB, TableName="part_ibe_01_a", PartitionValues=[days[0]])["Partition"]
     assert got["StorageDescriptor"]["Location"] == parts[0][1] + "/"
 
+    # a re-published snapshot: the partition is pointed at its version, columns and format kept
+    assert aws.partition_location(DB, "part_ibe_01_a", days[0]) == parts[0][1] + "/"
+    aws.set_partition_location(DB, "part_ibe_01_a", days[0], parts[0][1] + "/_v0123456789ab")
+    got = glue().get_partition(DatabaseName=DB, TableName="part_ibe_01_a", PartitionValues=[days[0]])["Partition"]
+    assert aws.partition_location(DB, "part_ibe_01_a", days[0]) == parts[0][1] + "/_v0123456789ab/"
+    assert got["StorageDescriptor"]["Columns"] == glue().get_partition(
+        DatabaseName=DB, TableName="part_ibe_01_a", PartitionValues=[days[1]])["Partition"]["StorageDescriptor"]["Columns"]
+    assert aws.partition_location(DB, "part_ibe_01_a", "1999-01-01") is None
+
 
 def put_parquet(key: str, table: pa.Table) -> None:
     buffer = io.BytesIO()

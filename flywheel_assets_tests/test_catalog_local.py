@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 from dagster import AssetKey, DagsterInstance, materialize
@@ -476,3 +477,37 @@ def test_a_failed_infobase_split_leaves_both_roots_on_the_previous_snapshot(spar
     assert f"holds snapshot_dt={OLDEST}, not {LATEST}" in failure_message(forced)
     assert {t.name: (t.location, t.comment) for t in catalog.list_tables(catalog.database, "ext_")} == before
     assert publish.published_snapshot(roots[settings.SPLIT_CLUSTER_ADDRESSABLE]) == OLDEST
+
+
+def test_a_re_published_part_snapshot_is_switched_to_by_part_tables(spark, lake, catalog):
+    """Re-running the split of a snapshot that is registered writes a hidden version in its folder;
+    readers keep the old files until part_tables points the partition at it, and each switch
+    deletes the versions older than the one it replaced."""
+    p = paths(lake)
+    table = next(iter(load_mapping(p["part_csv"]).tables))
+    name, folder = f"part_{table.lower()}", Path(p["part_ib"]) / table / f"snapshot_dt={LATEST}"
+
+    def split_again():
+        run_split(spark, JOBS["infobase_split_and_part"], p["ib_raw"], p["part_ib"], LATEST,
+                  load_mapping(p["part_csv"]), 128 * 1024 * 1024)
+
+    def served() -> str:
+        return catalog.partition_location(catalog.database, name, LATEST).rstrip("/")
+
+    split_again()
+    materialize_catalog(lake, catalog, LATEST, selection=[name])
+    assert served() == str(folder)
+    original = sorted(folder.glob("*.parquet"))
+    split_again()
+    assert served() == str(folder) and count(catalog, name) == SMALL.rows  # not switched yet
+    result = materialize_catalog(lake, catalog, LATEST, selection=[name])
+    first = Path(served())
+    assert first.parent == folder and first.name.startswith("_v") and count(catalog, name) == SMALL.rows
+    assert all(c.passed for c in check_results(result).values())
+    assert all(f.exists() for f in original)  # what it replaced stays for readers still on it
+    split_again()
+    materialize_catalog(lake, catalog, LATEST, selection=[name])
+    second = Path(served())
+    assert second != first and count(catalog, name) == SMALL.rows
+    assert not any(f.exists() for f in original) and first.exists()  # the one before that is deleted
+    assert sorted(d.name for d in folder.iterdir() if d.is_dir()) == sorted([first.name, second.name])

@@ -203,3 +203,16 @@ def test_key_counts_take_one_statement_and_name_an_unreadable_table(published):
     found = catalog.key_stats(broken)
     assert found[:2] == [(300, 300, 300), (300, 300, 300)]
     assert isinstance(found[2], str) and "no_such_table" in found[2]
+
+
+def test_a_snapshot_folder_has_data_in_itself_or_in_the_version_a_re_publication_wrote(tmp_path):
+    from flywheel_assets.monitor import _snapshot_folders_with_data
+
+    for path in ("snapshot_dt=2024-01-01/part-0.parquet",  # a first publication, in place
+                 "snapshot_dt=2024-02-01/_vabc/part-0.parquet",  # re-published, the original files gone
+                 "snapshot_dt=2024-02-01/_PUBLICATION.json",
+                 "snapshot_dt=2024-03-01/_PUBLICATION.json",  # no data: a record only
+                 "snapshot_dt=2024-04-01/_vabc/_SUCCESS", "snapshot_dt=2024-05-01/other/part-0.parquet"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_bytes(b"x")
+    assert _snapshot_folders_with_data(str(tmp_path)) == {"2024-01-01", "2024-02-01"}

@@ -75,12 +75,19 @@ def test_split_job_killed_mid_write_leaves_the_published_snapshot_then_rerun_com
 
 def test_rerunning_a_snapshot_gives_the_same_rows_and_files(spark, lake):
     target = lake / settings.SPLIT_PART_INFOBASE
+
+    def published() -> dict[str, tuple[list[dict], int]]:  # table -> (rows, data files) of the snapshot
+        out = {}
+        for t in target.iterdir():
+            folder = Path(publish.data_folder(str(t / f"snapshot_dt={LATEST}")))
+            out[t.name] = (rows(folder), len(list(folder.glob("*.parquet"))))
+        return out
+
     split(spark, lake, "infobase_split_and_part", snapshot=LATEST)
-    first = {t.name: rows(t) for t in target.iterdir() if t.is_dir()}
-    files = sorted(str(p.relative_to(target)).split("/part-")[0] for p in target.rglob("*.parquet"))
-    split(spark, lake, "infobase_split_and_part", snapshot=LATEST)
-    assert {t.name: rows(t) for t in target.iterdir() if t.is_dir()} == first
-    assert sorted(str(p.relative_to(target)).split("/part-")[0] for p in target.rglob("*.parquet")) == files
+    first = published()
+    split(spark, lake, "infobase_split_and_part", snapshot=LATEST)  # re-published into a version
+    assert all(Path(publish.data_folder(str(t / f"snapshot_dt={LATEST}"))).name.startswith("_v") for t in target.iterdir())
+    assert published() == first
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -108,32 +115,39 @@ def listing(root: str) -> dict[str, str]:
 
 
 def test_publication_interrupted_after_commit_is_rolled_forward(target):
-    """Snapshot-folder layout: a re-publication is written aside and moved in after its commit;
-    a new snapshot's folder is written in place and removed if its run did not commit."""
+    """Snapshot-folder layout: a re-published snapshot's version is pointed at by the run's commit,
+    finished by the next run if interrupted; a run that did not commit has its folders removed."""
     put(f"{target}/IBE_01/snapshot_dt=2024-02-01/part-old.parquet", "old 1")
     put(f"{target}/IBE_02/snapshot_dt=2024-02-01/part-old.parquet", "old 2")
     run = publish.new_run(target, "2024-02-01")
-    put(f"{run}/IBE_01/snapshot_dt=2024-02-01/part-new.parquet", "new 1")
-    put(f"{run}/IBE_02/snapshot_dt=2024-02-01/part-new.parquet", "new 2")
-    put(f"{run}/{publish.MANIFEST}", json.dumps({"snapshot_dt": "2024-02-01", "folders": [
-        "IBE_01/snapshot_dt=2024-02-01", "IBE_02/snapshot_dt=2024-02-01"]}))
-    # the run died after deleting IBE_01's old files, before moving its new ones in
-    storage.delete_tree(f"{target}/IBE_01/snapshot_dt=2024-02-01")
-    put(f"{run}/{publish.CLEARED}0", "")
+    publish.claim(run, ["IBE_01/snapshot_dt=2024-02-01/_vaaa", "IBE_02/snapshot_dt=2024-02-01/_vaaa"])
+    put(f"{target}/IBE_01/snapshot_dt=2024-02-01/_vaaa/part-new.parquet", "new 1")
+    put(f"{target}/IBE_02/snapshot_dt=2024-02-01/_vaaa/part-new.parquet", "new 2")
+    # the run died after its commit, before pointing the folders at their versions
+    put(f"{run}/{publish.MANIFEST}", json.dumps({"snapshot_dt": "2024-02-01", "source_snapshot_dt": "2024-01-31",
+                                                 "versions": {"IBE_01/snapshot_dt=2024-02-01": "_vaaa",
+                                                              "IBE_02/snapshot_dt=2024-02-01": "_vaaa"}}))
     abandoned = publish.new_run(target, "2024-03-01")  # another run died before committing...
-    publish.claim_in_place(abandoned, ["IBE_01/snapshot_dt=2024-03-01"])
+    publish.claim(abandoned, ["IBE_01/snapshot_dt=2024-03-01", "IBE_02/snapshot_dt=2024-02-01/_vbbb"])
     put(f"{target}/IBE_01/snapshot_dt=2024-03-01/part-x.parquet", "half")  # ...half-way through a new folder
+    put(f"{target}/IBE_02/snapshot_dt=2024-02-01/_vbbb/part-x.parquet", "half")  # ...and a version
 
     other = publish.new_run(target, "2024-04-01")  # a run of another snapshot, still writing
-    publish.claim_in_place(other, ["IBE_01/snapshot_dt=2024-04-01"])
+    publish.claim(other, ["IBE_01/snapshot_dt=2024-04-01"])
     put(f"{target}/IBE_01/snapshot_dt=2024-04-01/part-y.parquet", "in progress")
     messages = []
     publish.recover(target, "2024-03-01", messages.append)
     publish.recover(target, "2024-02-01", messages.append)
-    assert listing(target) == {"IBE_01/snapshot_dt=2024-02-01/part-new.parquet": "new 1",
-                               "IBE_02/snapshot_dt=2024-02-01/part-new.parquet": "new 2",
-                               "IBE_01/snapshot_dt=2024-04-01/part-y.parquet": "in progress",
-                               f"{publish.STAGING}/{other.rsplit('/', 1)[1]}/{publish.IN_PLACE}":
-                                   '["IBE_01/snapshot_dt=2024-04-01"]'}
+    record = '{"snapshot_dt": "2024-02-01", "source_snapshot_dt": "2024-01-31", "folder": "_vaaa"}'
+    assert listing(target) == {
+        "IBE_01/snapshot_dt=2024-02-01/part-old.parquet": "old 1",  # what the partition pointed at: kept
+        "IBE_02/snapshot_dt=2024-02-01/part-old.parquet": "old 2",
+        "IBE_01/snapshot_dt=2024-02-01/_vaaa/part-new.parquet": "new 1",
+        "IBE_02/snapshot_dt=2024-02-01/_vaaa/part-new.parquet": "new 2",
+        "IBE_01/snapshot_dt=2024-02-01/_PUBLICATION.json": record,
+        "IBE_02/snapshot_dt=2024-02-01/_PUBLICATION.json": record,
+        "IBE_01/snapshot_dt=2024-04-01/part-y.parquet": "in progress",
+        f"{publish.STAGING}/{other.rsplit('/', 1)[1]}/{publish.IN_PLACE}": '["IBE_01/snapshot_dt=2024-04-01"]'}
+    assert publish.data_folder(f"{target}/IBE_02/snapshot_dt=2024-02-01") == f"{target}/IBE_02/snapshot_dt=2024-02-01/_vaaa"
     assert any("finishing the publication of snapshot_dt=2024-02-01" in m for m in messages)
     assert any("removed the partial output of an interrupted run" in m for m in messages)

@@ -166,14 +166,29 @@ class GlueAthenaCatalog(Catalog):
                 detail = "; ".join(f"{e['PartitionValues']}: {e['ErrorDetail']['ErrorMessage']}" for e in real[:5])
                 raise Failure(f"Glue refused {len(real)} partition(s) of {database}.{table}: {detail}")
 
-    def has_partition(self, database: str, table: str, value: str) -> bool:
+    def _partition(self, database: str, table: str, value: str) -> dict | None:
         glue = self._client("glue")
         try:
-            glue.get_partition(DatabaseName=identifier(database, "database"), TableName=identifier(table, "table"),
-                               PartitionValues=[partition_value(value)])
+            return glue.get_partition(DatabaseName=identifier(database, "database"), TableName=identifier(table, "table"),
+                                      PartitionValues=[partition_value(value)])["Partition"]
         except glue.exceptions.EntityNotFoundException:
-            return False
-        return True
+            return None
+
+    def has_partition(self, database: str, table: str, value: str) -> bool:
+        return self._partition(database, table, value) is not None
+
+    def partition_location(self, database: str, table: str, value: str) -> str | None:
+        found = self._partition(database, table, value)
+        return found["StorageDescriptor"]["Location"] if found else None
+
+    def set_partition_location(self, database: str, table: str, value: str, location: str) -> None:
+        found = self._partition(database, table, value)
+        if found is None:
+            raise Failure(f"{database}.{table} has no partition snapshot_dt={value} to point at {location}")
+        sd = {**found["StorageDescriptor"], "Location": _s3_location(location)}
+        self._client("glue").update_partition(  # one atomic change
+            DatabaseName=database, TableName=table, PartitionValueList=[value],
+            PartitionInput={"Values": [value], "StorageDescriptor": sd, "Parameters": found.get("Parameters", {})})
 
     def partitions(self, database: str, table: str) -> list[tuple[str, str]]:
         paginator = self._client("glue").get_paginator("get_partitions")

@@ -75,6 +75,15 @@ class Catalog(ConfigurableResource):
         """Every registered ``snapshot_dt`` partition as (value, location)."""
         raise NotImplementedError
 
+    def partition_location(self, database: str, table: str, value: str) -> str | None:
+        """Where one registered partition's files are (None: not registered)."""
+        raise NotImplementedError
+
+    def set_partition_location(self, database: str, table: str, value: str, location: str) -> None:
+        """Point a registered partition at other files: one catalog update, readers see the old
+        files or the new ones."""
+        raise NotImplementedError
+
     def partition_locations(self, database: str, table: str, table_location: str) -> list[tuple[str, str]]:
         """Like ``partitions``, for reports over many tables: engines where reading each partition's
         location is a round trip each may derive them from the table's location (see local.py)."""

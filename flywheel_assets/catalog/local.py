@@ -23,7 +23,7 @@ from flywheel_assets.catalog.names import (
 )
 from flywheel_assets.local_spark import LocalSpark
 from flywheel_assets.spark_jobs.runtime import fail_fast_when_gone
-from flywheel_assets.core import storage
+from flywheel_assets.core import publish, storage
 
 
 _sessions: dict = {}
@@ -267,6 +267,17 @@ class LocalCatalog(Catalog):
         name = qualified(database, table)
         return bool(self.sql(f"SHOW PARTITIONS {name} PARTITION (snapshot_dt = '{partition_value(value)}')").collect())
 
+    def partition_location(self, database: str, table: str, value: str) -> str | None:
+        if not self.has_partition(database, table, value):
+            return None
+        details = self.sql(f"DESCRIBE TABLE EXTENDED {qualified(database, table)} "
+                           f"PARTITION (snapshot_dt = '{partition_value(value)}')").collect()
+        return _plain_location(next((r[1] for r in details if r[0] == "Location"), ""))
+
+    def set_partition_location(self, database: str, table: str, value: str, location_: str) -> None:
+        self.sql(f"ALTER TABLE {qualified(database, table)} PARTITION (snapshot_dt = '{partition_value(value)}') "
+                 f"SET LOCATION '{location(location_)}'")
+
     def partition_values(self, database: str, table: str) -> list[str]:
         rows = self.sql(f"SHOW PARTITIONS {qualified(database, table)}").collect()
         return sorted(partition_value(row[0].split("=", 1)[1]) for row in rows)
@@ -283,9 +294,10 @@ class LocalCatalog(Catalog):
 
     def partition_locations(self, database: str, table: str, table_location: str) -> list[tuple[str, str]]:
         """One SHOW PARTITIONS instead of a DESCRIBE per partition: locally every partition is
-        registered by this platform at ``<table location>/snapshot_dt=<value>/`` (ADD PARTITION and
-        MSCK alike), so the location follows from the value."""
-        return [(v, storage.join(table_location, f"snapshot_dt={v}")) for v in self.partition_values(database, table)]
+        registered by this platform at ``<table location>/snapshot_dt=<value>/`` or the version a
+        re-publication wrote in it, which the folder's record names (publish.data_folder)."""
+        return [(v, publish.data_folder(storage.join(table_location, f"snapshot_dt={v}")))
+                for v in self.partition_values(database, table)]
 
     def repair(self, database: str, tables: list[str], max_concurrency: int, poll_interval: float) -> None:
         for table in tables:  # one engine, one statement at a time; concurrency matters on Athena

@@ -13,13 +13,13 @@ whatever the bytes.
 
 Snapshot-folder layout (``<table>/snapshot_dt=<d>/``, every snapshot kept, the part tables). A
 snapshot folder that does not exist yet is written in place: no catalog reader sees it before the
-catalog step registers its partition. The run lists the folders it creates in
-``_staging/<run>/_IN_PLACE.json`` before writing, so a failed or killed run's folders are removed
-(by itself, or by the next run of that snapshot). Re-publishing a snapshot that exists is written
-aside under ``_staging/<run>/`` and moved into place once the run's manifest (the commit point) is
-written: the previous files are deleted, the new ones moved in. On S3 that move is a server-side
-copy, 16 at once and multipart above 4 GB: the one copy left, only when a published snapshot is
-rebuilt, and its partition reads empty while it runs.
+catalog step registers its partition. Re-publishing a snapshot that exists writes a hidden version
+folder inside it, ``snapshot_dt=<d>/_v<id>/``; the run's commit points the folder's record at it,
+and the catalog step points the partition there (one catalog update) and deletes the versions older
+than the one it replaced. The run lists the folders it creates in ``_staging/<run>/_IN_PLACE.json``
+before writing, so a failed or killed run's folders are removed (by itself, or by the next run of
+that snapshot); its commit (``_COMMITTED.json``, the pointers to set) is finished by the next run
+if it was interrupted.
 
 What each publication holds travels with the data: every written folder carries
 ``_PUBLICATION.json`` (the partition and the source snapshot read, which is older for a source that
@@ -38,8 +38,7 @@ from flywheel_assets.core import storage
 
 STAGING = "_staging"
 MANIFEST = "_COMMITTED.json"
-IN_PLACE = "_IN_PLACE.json"  # snapshot-folder layout: the folders a run creates where they stay
-CLEARED = "_CLEARED_"  # + folder number: a re-published snapshot's previous files are deleted
+IN_PLACE = "_IN_PLACE.json"  # snapshot-folder layout: the folders a run creates
 STAGED_FILE = "metadata/staged.json"  # current-snapshot layout: written by the split, not yet switched to
 CURRENT_FILE = "metadata/current.json"  # current-snapshot layout: what the ext tables read
 METADATA_FILE = "metadata/snapshot_dt.txt"  # current-snapshot layout: the snapshot (partition) it holds
@@ -60,10 +59,12 @@ class Publication:
     skipped_tables: dict[str, str] = field(default_factory=dict)  # table -> why
     skipped_folders: dict[str, str] = field(default_factory=dict)  # table root (snapshot-folder layout) -> why
     tables: dict[str, str] = field(default_factory=dict)  # current-snapshot layout: table -> folder under target
+    folder: str = ""  # snapshot-folder layout: the version holding a re-published snapshot's files
 
-    def folder_json(self) -> str:
-        """What RECORD holds in each published folder."""
-        return json.dumps({"snapshot_dt": self.snapshot_dt, "source_snapshot_dt": self.source_snapshot_dt})
+    def folder_json(self, folder: str = "") -> str:
+        """What RECORD holds in each published folder (``folder``: its files are in that version)."""
+        data = {"snapshot_dt": self.snapshot_dt, "source_snapshot_dt": self.source_snapshot_dt}
+        return json.dumps({**data, "folder": folder} if folder else data)
 
 
 def folder_publication(folder: str) -> Publication | None:
@@ -72,7 +73,7 @@ def folder_publication(folder: str) -> Publication | None:
     if not text:
         return None
     data = json.loads(text)
-    return Publication(data["snapshot_dt"], data["source_snapshot_dt"])
+    return Publication(data["snapshot_dt"], data["source_snapshot_dt"], folder=data.get("folder", ""))
 
 
 # --- current-snapshot layout: version folders, staged by the split, switched by the catalog step ---
@@ -187,7 +188,34 @@ def skipped_tables(target: str, snapshot: str) -> dict[str, str]:
     return data.get("tables", {}) if data.get("snapshot_dt") == snapshot else {}
 
 
-# --- snapshot-folder layout: new snapshot folders in place, re-publications staged ---
+# --- snapshot-folder layout: new snapshot folders in place, re-publications in hidden versions ---
+
+PART_VERSION_PREFIX = "_v"
+
+
+def new_part_version() -> str:
+    return f"{PART_VERSION_PREFIX}{uuid.uuid4().hex[:12]}"
+
+
+def data_folder(snapshot_folder: str) -> str:
+    """Where a snapshot folder's newest files are: the folder itself, or the version a
+    re-publication wrote in it."""
+    record = folder_publication(snapshot_folder)
+    return storage.join(snapshot_folder, record.folder) if record and record.folder else snapshot_folder
+
+
+def prune_snapshot_folder(snapshot_folder: str, keep: set[str]) -> None:
+    """Delete the versions in a snapshot folder (and its own data files) that are not in ``keep``
+    (folders, as ``storage.normalize`` gives them): what a partition no longer points at."""
+    keep = {storage.normalize(k) for k in keep}
+    entries = storage.list_dir(snapshot_folder)
+    for e in entries:
+        if e.is_dir and e.name.startswith(PART_VERSION_PREFIX):
+            if storage.normalize(storage.join(snapshot_folder, e.name)) not in keep:
+                storage.delete_tree(storage.join(snapshot_folder, e.name))
+        elif not e.is_dir and not storage.is_hidden(e.name) and storage.normalize(snapshot_folder) not in keep:
+            storage.delete_file(storage.join(snapshot_folder, e.name))
+
 
 def skipped_marker(table_root: str, snapshot: str) -> str:
     return storage.join(table_root, f"_SKIPPED_snapshot_dt={snapshot}.json")
@@ -200,33 +228,29 @@ def part_table_skipped(table_root: str, snapshot: str) -> str | None:
 
 
 def new_run(target: str, snapshot: str) -> str:
-    """A fresh staging folder for one run."""
+    """A fresh staging folder for one run (its claims and commit; no data)."""
     return storage.join(target, STAGING, f"{snapshot}_{uuid.uuid4().hex[:12]}")
 
 
-def claim_in_place(run: str, folders: list[str]) -> None:
-    """Record, before writing any byte, the folders (relative to the target) a run creates in place."""
+def claim(run: str, folders: list[str]) -> None:
+    """Record, before writing any byte, the folders (relative to the target) a run creates."""
     storage.write_text(storage.join(run, IN_PLACE), json.dumps(folders))
 
 
-def commit(target: str, run: str, folders: list[str], record: Publication) -> None:
-    """Publish the run: its staged ``folders`` (relative to target) are moved into place."""
-    manifest = {**asdict(record), "folders": folders}
+def commit(target: str, run: str, versions: dict[str, str], record: Publication) -> None:
+    """Publish the run: each re-published snapshot folder (relative to target) gets its version."""
+    manifest = {**asdict(record), "versions": versions}
     storage.write_text(storage.join(run, MANIFEST), json.dumps(manifest))
     roll_forward(target, run)
 
 
 def roll_forward(target: str, run: str) -> str:
-    """Move a committed run's staged folders into place; returns its snapshot."""
+    """Point the re-published snapshot folders of a committed run at their versions and record
+    its skipped tables; returns its snapshot."""
     manifest = json.loads(storage.read_text(storage.join(run, MANIFEST)))
-    for i, folder in enumerate(manifest["folders"]):
-        current_folder, staged_folder = storage.join(target, folder), storage.join(run, folder)
-        cleared = storage.join(run, f"{CLEARED}{i}")
-        if storage.read_text(cleared) is None:  # after the commit only the new files matter
-            storage.delete_tree(current_folder)
-            storage.write_text(cleared, "")
-        if storage.folder_exists(staged_folder):
-            storage.move_tree(staged_folder, current_folder)
+    record = Publication(manifest["snapshot_dt"], manifest["source_snapshot_dt"])
+    for folder, version in manifest.get("versions", {}).items():
+        storage.write_text(storage.join(target, folder, RECORD), record.folder_json(version))
     for root, why in manifest.get("skipped_folders", {}).items():
         storage.write_text(skipped_marker(storage.join(target, root) if root else target, manifest["snapshot_dt"]),
                            json.dumps({"why": why}))
@@ -236,7 +260,7 @@ def roll_forward(target: str, run: str) -> str:
 
 
 def discard(target: str, run: str) -> None:
-    """Remove a run's staging folder and the folders it created in place (not after its commit)."""
+    """Remove a run's staging folder and the folders it created (not after its commit)."""
     text = storage.read_text(storage.join(run, IN_PLACE))
     for folder in json.loads(text) if text else []:
         storage.delete_tree(storage.join(target, folder))

@@ -1,7 +1,8 @@
 """The lake's storage: local paths and ``s3://`` URIs through ``pyarrow.fs``.
 
 Only what the jobs and the sensor need: list one level (a delimiter listing on S3, so the cost
-follows the number of folders, not files), read and write small files, move and delete folders.
+follows the number of folders, not files), read and write small files, delete folders. Nothing
+is ever moved or copied: publishing changes pointers (see publish.py).
 boto3 stays for the AWS APIs that are not storage (Glue, Athena, Clean Rooms, SNS) and for what
 Dagster Pipes and `flywheel deploy` need of S3.
 """
@@ -198,41 +199,6 @@ def folder_exists(uri: str) -> bool:
 
     filesystem, path = filesystem_of(uri)
     return filesystem.get_file_info(path).type == fs.FileType.Directory
-
-
-COPY_THREADS = 16  # S3 copies at once: each is a server-side request, the client only waits
-MULTIPART_COPY_BYTES = 4 * 1024**3  # CopyObject takes at most 5 GB; above this, parts of 512 MB
-
-
-def move_tree(src: str, dst: str) -> None:
-    """Move a folder to a path that does not exist yet.
-
-    Locally one atomic rename. On S3 (no rename) every object is copied server-side, many at once
-    and in parts above 4 GB, then the source is deleted; a move interrupted half-way is finished by
-    running it again.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from boto3.s3.transfer import TransferConfig
-
-    if not is_s3(src):
-        target = local_path(dst)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.rename(local_path(src), target)
-        return
-    bucket, prefix = split_s3(src)
-    dst_bucket, dst_prefix = split_s3(dst)
-    config = TransferConfig(multipart_threshold=MULTIPART_COPY_BYTES, multipart_chunksize=512 * 1024**2)
-    client = s3_client()
-
-    def copy(item: tuple[str, int]) -> None:
-        relative, _ = item
-        client.copy({"Bucket": bucket, "Key": f"{prefix.rstrip('/')}/{relative}"}, dst_bucket,
-                    f"{dst_prefix.rstrip('/')}/{relative}", Config=config)
-
-    with ThreadPoolExecutor(max_workers=COPY_THREADS) as pool:
-        list(pool.map(copy, list_files(src)))
-    delete_tree(src)
 
 
 def remove_if_empty(uri: str) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey
 
 from flywheel_assets.catalog.names import TableInfo, TableSpec, location
-from flywheel_assets.core import sizing, storage
+from flywheel_assets.core import publish, sizing, storage
 from flywheel_assets.core.snapshots import snapshot_path
 
 EXT = ("catalog_matches_storage", True, "the ext table has its folder's location, columns and comment snapshot")
@@ -91,7 +91,7 @@ def partitions_match(key: AssetKey, table_location: str, registered: set[str], o
     found = []
     if missing := sorted(registered - on_storage):
         found.append(f"registered without data: {', '.join(missing)}")
-    if snapshot in registered and not sizing.data_files(snapshot_path(table_location, snapshot)):
+    if snapshot in registered and not sizing.data_files(publish.data_folder(snapshot_path(table_location, snapshot))):
         found.append(f"snapshot_dt={snapshot} has no data files")
     unregistered = sorted(on_storage - registered)
     return [result(PARTITIONS, key, "; ".join(found) or None, partitions=len(registered)),

@@ -57,11 +57,13 @@ class PartTablesConfig(Config):
 
 
 def part_specs(root: str, database: str, prefix: str, snapshot: str, catalog: Catalog,
-               tables: list[str]) -> tuple[dict[str, TableSpec], dict[str, str]]:
+               tables: list[str]) -> tuple[dict[str, TableSpec], dict[str, str], dict[str, str]]:
     """Table definitions of ``tables`` (lowercase) from the snapshot just written; columns only ever
     added (older partitions keep theirs), a type change is schema drift and fails. Tables the split
-    skipped for this snapshot (missing_columns: skip_table) are returned apart: they get no partition."""
-    specs, skipped = {}, {}
+    skipped for this snapshot (missing_columns: skip_table) are returned apart: they get no partition.
+    And the folder each table's snapshot is in (its snapshot folder, or the version a re-publication
+    wrote in it)."""
+    specs, skipped, data = {}, {}, {}
     datasets = part_datasets(root)
     known = {t.name: t for t in catalog.list_tables(database, prefix, partitions=False)}  # one statement
     absent = [t for t in tables if t not in datasets]
@@ -71,7 +73,7 @@ def part_specs(root: str, database: str, prefix: str, snapshot: str, catalog: Ca
     for table in tables:
         folder = datasets[table]
         name = identifier(f"{prefix}{table}", "table")
-        partition = snapshot_path(folder, snapshot)
+        partition = publish.data_folder(snapshot_path(folder, snapshot))
         if not sizing.data_files(partition):
             why = publish.part_table_skipped(folder, snapshot)
             if why:
@@ -88,11 +90,23 @@ def part_specs(root: str, database: str, prefix: str, snapshot: str, catalog: Ca
             columns = existing.columns + [c for c in columns if c.name not in known]
         record = publish.folder_publication(partition)
         source_snapshot = record.source_snapshot_dt if record else snapshot
+        data[table] = partition
         specs[table] = TableSpec(database, name, folder, columns,
                                  comment=snapshot_comment("part; partitioned by snapshot_dt; last published", snapshot,
                                                           source_snapshot),
                                  partition_keys=[Column("snapshot_dt", "string")])
-    return specs, skipped
+    return specs, skipped, data
+
+
+def switch_partition(catalog: Catalog, database: str, table: str, snapshot: str, snapshot_folder: str,
+                     folder: str) -> None:
+    """Point the partition at ``folder`` if it is elsewhere (one catalog update), then delete the
+    versions in its snapshot folder older than the one it replaced (kept for readers still on it)."""
+    held = catalog.partition_location(database, table, snapshot)
+    if held is None or location(held) == location(folder):
+        return
+    catalog.set_partition_location(database, table, snapshot, folder)
+    publish.prune_snapshot_folder(snapshot_folder, {folder, held})
 
 
 def part_tables_asset(tables: TableSet) -> AssetsDefinition:
@@ -109,8 +123,8 @@ def part_tables_asset(tables: TableSet) -> AssetsDefinition:
         snapshot = context.partition_key
         database = identifier(config.staged_db or catalog.database, "STAGED_DB")
         selected = {t: key for key, t in entries.items() if key in context.selected_asset_keys}
-        specs, skipped = part_specs(lake.resolve(config.source_path), database, config.table_prefix, snapshot,
-                                    catalog, sorted(selected))
+        specs, skipped, data = part_specs(lake.resolve(config.source_path), database, config.table_prefix, snapshot,
+                                          catalog, sorted(selected))
         applied = catalog.apply_tables(list(specs.values()))
         actions = {t: applied[spec.name] for t, spec in specs.items()}
         started = time.monotonic()
@@ -118,8 +132,10 @@ def part_tables_asset(tables: TableSet) -> AssetsDefinition:
             catalog.repair(database, [s.name for s in specs.values()], positive(config.max_concurrency, "MAX_CONCURRENCY"),
                            float(config.poll_interval_sec))
         else:
-            for spec in specs.values():
-                catalog.add_partitions(database, spec.name, [(snapshot, snapshot_path(spec.location, snapshot))])
+            for t, spec in specs.items():
+                catalog.add_partitions(database, spec.name, [(snapshot, data[t])])
+        for t, spec in specs.items():  # a re-published snapshot: readers switch to its version
+            switch_partition(catalog, database, spec.name, snapshot, snapshot_path(spec.location, snapshot), data[t])
         seconds = round(time.monotonic() - started, 3)
         context.log.info(f"part tables in {database}: {actions}; snapshot_dt={snapshot} registered in {seconds} s"
                          + (f"; skipped by the split: {skipped}" if skipped else ""))
@@ -132,7 +148,7 @@ def part_tables_asset(tables: TableSet) -> AssetsDefinition:
             registered = set(catalog.partition_values(database, spec.name))
             if snapshot not in registered:
                 raise Failure(f"snapshot_dt={snapshot} is not registered in {database}.{spec.name}")
-            rows = sizing.folder_stats(snapshot_path(spec.location, snapshot)).rows
+            rows = sizing.folder_stats(data[t]).rows
             yield MaterializeResult(
                 asset_key=key,
                 metadata={**table_metadata(spec, rows), "action": actions[t], "mode": config.mode,

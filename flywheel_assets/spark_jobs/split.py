@@ -197,7 +197,7 @@ def check_drift(job: SplitJob, plans: list[TablePlan], snapshot: str, source_typ
     for p in plans:
         table_root = p.path.rsplit("/", 1)[0]
         others = [d for d in list_snapshots(table_root) if d != snapshot]
-        files = sizing.data_files(snapshot_path(table_root, others[-1])) if others else []
+        files = sizing.data_files(publish.data_folder(snapshot_path(table_root, others[-1]))) if others else []
         if not files:
             continue
         old = {f.name: f.type for f in sizing.footer(files[0][0]).schema.to_arrow_schema()}
@@ -312,11 +312,11 @@ def run_split(
         run, written = None, {p.name: storage.join(p.path, version) for p in plans}
     else:
         publish.recover(target, snapshot, say)
-        run = publish.new_run(target, snapshot)
-        # a snapshot folder that does not exist yet is written where it stays; one that does is rebuilt aside
-        written = {p.name: p.path if not storage.folder_exists(p.path) else storage.join(run, relative(target, p.path))
+        run, version = publish.new_run(target, snapshot), publish.new_part_version()
+        # a snapshot folder that does not exist yet is written where it stays; one that does gets a version
+        written = {p.name: p.path if not storage.folder_exists(p.path) else storage.join(p.path, version)
                    for p in plans}
-        publish.claim_in_place(run, [relative(target, p.path) for p in plans if written[p.name] == p.path])
+        publish.claim(run, [relative(target, f) for f in written.values()])
 
     def write(p: TablePlan) -> TableResult:
         # Each table reads only its own columns from the source (no cache: the tables split the
@@ -329,7 +329,7 @@ def run_split(
         storage.write_text(storage.join(folder, publish.RECORD), record.folder_json())
         stats = sizing.folder_stats(folder)
         say(f"{p.name}: {stats.rows} rows, {stats.files} files, {stats.bytes} bytes")
-        return TableResult(p.name, folder if current else p.path, stats.rows, stats.files, stats.bytes,
+        return TableResult(p.name, folder, stats.rows, stats.files, stats.bytes,
                            len(p.columns), p.files, stats.columns, p.columns, [str(source_types[c]) for c in p.sources])
 
     def abandon() -> None:
@@ -354,7 +354,8 @@ def run_split(
             say(f"staged snapshot_dt={snapshot} in {target}: readers switch to it when ext_tables runs")
             result.published = True
         else:
-            publish.commit(target, run, [relative(target, p.path) for p in plans if written[p.name] != p.path], record)
+            publish.commit(target, run, {relative(target, p.path): version for p in plans if written[p.name] != p.path},
+                           record)
             result.published = True
     except BaseException:
         abandon()
