@@ -151,3 +151,25 @@ def test_publication_interrupted_after_commit_is_rolled_forward(target):
     assert publish.data_folder(f"{target}/IBE_02/snapshot_dt=2024-02-01") == f"{target}/IBE_02/snapshot_dt=2024-02-01/_vaaa"
     assert any("finishing the publication of snapshot_dt=2024-02-01" in m for m in messages)
     assert any("removed the partial output of an interrupted run" in m for m in messages)
+
+
+def test_switching_keeps_the_version_it_replaced_and_the_next_split_removes_orphans(target):
+    """Current-snapshot layout, from a target published before version folders (its files in IBE_01/)."""
+    put(f"{target}/IBE_01/part-legacy.parquet", "legacy")
+    put(f"{target}/metadata/snapshot_dt.txt", "2024-01-01\n")
+    assert publish.current(target).tables == {"IBE_01": "IBE_01"}
+    for snapshot, version in (("2024-02-01", "v2024-02-01_a"), ("2024-03-01", "v2024-03-01_b")):
+        put(f"{target}/IBE_01/{version}/part-0.parquet", snapshot)
+        publish.stage(target, publish.Publication(snapshot, snapshot, tables={"IBE_01": f"IBE_01/{version}"}), True)
+        publish.switch(target, publish.staged(target))
+        publish.switch(target, publish.current(target))  # ext_tables re-run: nothing more is deleted
+        assert publish.current(target).snapshot_dt == snapshot and publish.staged(target) is None
+        if snapshot == "2024-02-01":
+            assert "IBE_01/part-legacy.parquet" in listing(target)  # replaced: kept for its readers
+    data = {k for k in listing(target) if k.endswith(".parquet")}
+    assert data == {"IBE_01/v2024-02-01_a/part-0.parquet", "IBE_01/v2024-03-01_b/part-0.parquet"}
+    put(f"{target}/IBE_01/v2024-04-01_killed/part-0.parquet", "half")  # a killed split's version
+    messages = []
+    publish.remove_orphans(target, messages.append)
+    assert {k for k in listing(target) if k.endswith(".parquet")} == data
+    assert messages == [f"{target}: removed IBE_01/v2024-04-01_killed, written by a run that did not publish it"]

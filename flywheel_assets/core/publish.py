@@ -7,9 +7,9 @@ When all are written and the blocking checks pass, the run records them in
 (``ext_tables``) points each ext table at its new version, for every split_cluster root at once,
 then records the switch in ``metadata/current.json`` (and ``snapshot_dt.txt``,
 ``source_snapshot_dt.txt``, ``skipped_tables.json``) and deletes the versions older than the one
-it replaced (kept for queries still reading it). A failed or killed run leaves version folders
-no record names; the next switch deletes them. On S3 publishing costs a few requests per table,
-whatever the bytes.
+it replaced (kept for queries still reading it). A failed run deletes its version folders; a
+killed one leaves folders no record names, which the next split of the target deletes. On S3
+publishing costs a few requests per table, whatever the bytes.
 
 Snapshot-folder layout (``<table>/snapshot_dt=<d>/``, every snapshot kept, the part tables). A
 snapshot folder that does not exist yet is written in place: no catalog reader sees it before the
@@ -136,7 +136,10 @@ def switch(target: str, record: Publication) -> None:
     replaced are deleted."""
     text = storage.read_text(storage.join(target, CURRENT_FILE))
     before = json.loads(text) if text else {}
-    replaced = before.get("tables") or (current(target) or record).tables
+    if before.get("tables") == record.tables:  # switched to already (a re-run): nothing is replaced
+        replaced = before.get("previous", {})
+    else:
+        replaced = before.get("tables") or (current(target) or record).tables
     data = {**{k: v for k, v in asdict(record).items() if k != "skipped_folders"}, "previous": replaced}
     storage.write_text(storage.join(target, CURRENT_FILE), json.dumps(data))
     storage.write_text(storage.join(target, SKIPPED_FILE), json.dumps(
@@ -149,7 +152,17 @@ def switch(target: str, record: Publication) -> None:
         pending = None
     keep = {*record.tables.values(), *replaced.values(), *(pending.tables.values() if pending else ())}
     for folder in set(before.get("previous", {}).values()) - keep:  # no listing: the record names them
+        _delete_version(target, folder)
+
+
+def _delete_version(target: str, folder: str) -> None:
+    if "/" in folder:  # <TABLE>/v<snapshot>_<id>
         storage.delete_tree(storage.join(target, folder))
+        return
+    # a table folder written before version folders: its own files only, its versions stay
+    for e in storage.list_dir(storage.join(target, folder)):
+        if not e.is_dir:
+            storage.delete_file(storage.join(target, folder, e.name))
 
 
 def remove_orphans(target: str, say=lambda msg: None) -> None:
