@@ -468,12 +468,18 @@ def test_iam_policies_grant_what_the_platform_calls():
     needed = {"glue:StartJobRun", "glue:GetJobRun", "glue:BatchStopJobRun", "glue:CreateJob", "glue:UpdateJob",
               "glue:GetJob", "glue:GetTable", "glue:GetTables", "glue:CreateTable", "glue:UpdateTable",
               "glue:DeleteTable", "glue:GetPartitions", "glue:GetPartition", "glue:BatchCreatePartition",
+              "glue:UpdatePartition",
               "glue:CreateDatabase", "glue:GetDatabase", "athena:StartQueryExecution",
               "athena:GetQueryExecution", "athena:GetQueryResults", "athena:StopQueryExecution", "iam:PassRole",
               "lakeformation:ListResources", "lakeformation:GetDataAccess", "sns:Publish",
               "logs:GetLogEvents", "logs:DescribeLogStreams"}  # the Glue driver's output in the run's logs
     assert needed <= dagster
     assert not any(a.endswith(":*") or a == "*" for a in dagster)  # least privilege: no wildcard actions
+    # the catalog steps record each switch and delete the versions it retires, in both split roots
+    writes = [st for st in json.loads((root / "dagster-policy.json").read_text())["Statement"]
+              if {"s3:PutObject", "s3:DeleteObject"} <= set(st["Action"])]
+    for prefix in ("omc_cleanroom_data/split_cluster/*", "omc_cleanroom_data/split_part/*"):
+        assert any(r.endswith(prefix) for st in writes for r in st["Resource"]), prefix
     job = json.loads((root / "glue-job-role-policy.json").read_text())
     resources = [r for st in job["Statement"] for r in ([st["Resource"]] if isinstance(st["Resource"], str) else st["Resource"])]
     assert not any(r == "arn:aws:s3:::*" for r in resources)
