@@ -101,7 +101,10 @@ def part_specs(root: str, database: str, prefix: str, snapshot: str, catalog: Ca
 def switch_partition(catalog: Catalog, database: str, table: str, snapshot: str, snapshot_folder: str,
                      folder: str) -> None:
     """Point the partition at ``folder`` if it is elsewhere (one catalog update), then delete the
-    versions in its snapshot folder older than the one it replaced (kept for readers still on it)."""
+    versions in its snapshot folder older than the one it replaced (kept for readers still on it).
+    A snapshot never re-published is registered at its folder: no catalog call."""
+    if location(folder) == location(snapshot_folder):
+        return
     held = catalog.partition_location(database, table, snapshot)
     if held is None or location(held) == location(folder):
         return
