@@ -4,7 +4,7 @@ The assets are one per table, from the mapping files as they are when the defini
 tables.py); reload the code location to pick up a changed mapping.
 """
 
-from dagster import AssetSelection, Definitions, define_asset_job
+from dagster import AssetSelection, Definitions, define_asset_job, multiprocess_executor
 
 from flywheel_assets import alerts
 from flywheel_assets.automation import build_sensor
@@ -24,6 +24,9 @@ snapshot_job = define_asset_job(
     selection=AssetSelection.all() - AssetSelection.groups(RAW_GROUP),
     partitions_def=snapshot_partitions,
     description="Every flywheel table for one snapshot_dt: the run book, both pipelines, in order.",
+    # Each step in its own process, forked from one that has imported Dagster and this code
+    # location once: about 0.8 s less per step than a fresh interpreter (spawn, the default).
+    executor_def=multiprocess_executor.configured({"start_method": {"forkserver": {}}}),
 )
 
 
