@@ -16,6 +16,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -62,11 +63,17 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
-def _default_signals() -> None:
-    """In the server's process: a JVM keeps signals its parent ignored ignored (no shutdown on
-    SIGTERM); seen in CI, where the test process had SIGTERM ignored."""
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_DFL)
+# Run before the server's command: a JVM keeps signals its parent ignored ignored (no shutdown on
+# SIGTERM; seen in CI, where the test process had SIGTERM ignored; Python itself ignores SIGPIPE
+# and SIGXFSZ). A small interpreter resets them and execs the command, instead of Popen's
+# preexec_fn: Python code between fork and exec can abort the child inside gRPC (a Spark Connect
+# client in the parent), as it did once in CI.
+DEFAULT_SIGNALS_THEN_EXEC = (
+    "import os, signal, sys\n"
+    "for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGXFSZ):\n"
+    "    signal.signal(s, signal.SIG_DFL)\n"
+    "os.execvp(sys.argv[1], sys.argv[1:])"
+)
 
 
 @contextmanager
@@ -145,8 +152,8 @@ class SparkServer:
     def _start(self) -> str:
         port = _free_port()
         log = open(self.home / "server.log", "ab")
-        proc = subprocess.Popen(self.command(port), cwd=self.home, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_default_signals)
+        proc = subprocess.Popen([sys.executable, "-c", DEFAULT_SIGNALS_THEN_EXEC, *self.command(port)], cwd=self.home,
+                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + START_TIMEOUT_S
         while not _port_open(port):
             if proc.poll() is not None:

@@ -95,3 +95,26 @@ def test_a_server_that_dies_mid_step_fails_fast_and_the_next_step_gets_a_fresh_o
     finally:
         close_sessions(*[f"sc://127.0.0.1:{s['port']}" for s in (state, locals().get("fresh")) if s])
         SparkServer(tmp_path).stop()
+
+
+def test_the_server_starts_with_no_signal_ignored_even_when_its_parent_ignores_sigterm():
+    """A JVM that inherits SIGTERM ignored never shuts down on `flywheel spark stop`."""
+    import signal
+    import subprocess
+    import sys
+
+    from flywheel_assets.local_spark import DEFAULT_SIGNALS_THEN_EXEC
+
+    before = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        status = subprocess.run([sys.executable, "-c", DEFAULT_SIGNALS_THEN_EXEC, "cat", "/proc/self/status"],
+                                capture_output=True, text=True, check=True).stdout
+        plain = subprocess.run(["cat", "/proc/self/status"], capture_output=True, text=True, check=True).stdout
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+    def ignored(text: str) -> int:
+        return int(next(line for line in text.splitlines() if line.startswith("SigIgn")).split()[1], 16)
+
+    assert ignored(plain) & (1 << (signal.SIGTERM - 1))  # what a plain exec would have inherited
+    assert ignored(status) == 0
