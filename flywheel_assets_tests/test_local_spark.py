@@ -1,6 +1,9 @@
 """The local Spark server: one per FLYWHEEL_HOME, however many processes ask at once."""
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -40,12 +43,15 @@ def test_metastore_locked_by_another_jvm_is_waited_for_then_reported(tmp_path):
 
     first = SparkServer(tmp_path, "local[1]", "1g")
     holder = SparkSession.builder.remote(first.ensure()).create()
-    holder.sql("CREATE DATABASE IF NOT EXISTS held").collect()  # boots Derby in the first JVM
-    (tmp_path / "server.json").rename(tmp_path / "first.json")
-    second = SparkServer(tmp_path, "local[1]", "1g")
-    url = second.ensure()  # a server of its own: the first's state file is gone
-    session = SparkSession.builder.remote(url).create()
+    pids = [json.loads((tmp_path / "server.json").read_text())["pid"]]  # killed at the end, whatever happens
+    second = session = None
     try:
+        holder.sql("CREATE DATABASE IF NOT EXISTS held").collect()  # boots Derby in the first JVM
+        (tmp_path / "server.json").rename(tmp_path / "first.json")
+        second = SparkServer(tmp_path, "local[1]", "1g")
+        url = second.ensure()  # a server of its own: the first's state file is gone
+        pids.append(json.loads((tmp_path / "server.json").read_text())["pid"])
+        session = SparkSession.builder.remote(url).create()
         with pytest.raises(MetastoreLockedError, match="locked by another process .*same FLYWHEEL_HOME"):
             wait_for_metastore(session, url, wait_s=3, say=lambda msg: None)
         holder.stop()
@@ -57,10 +63,13 @@ def test_metastore_locked_by_another_jvm_is_waited_for_then_reported(tmp_path):
         assert retries and "retrying" in retries[0]
         assert [r.namespace for r in session.sql("SHOW DATABASES").collect()] == ["default", "held"]
     finally:
-        session.stop()
-        (tmp_path / "second.json").rename(tmp_path / "server.json")
-        second.stop()
-        first.stop()
+        if session:
+            session.stop()
+        if (tmp_path / "second.json").exists():
+            (tmp_path / "second.json").rename(tmp_path / "server.json")
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_a_server_that_dies_mid_step_fails_fast_and_the_next_step_gets_a_fresh_one(tmp_path):
@@ -99,10 +108,6 @@ def test_a_server_that_dies_mid_step_fails_fast_and_the_next_step_gets_a_fresh_o
 
 def test_the_server_starts_with_no_signal_ignored_even_when_its_parent_ignores_sigterm():
     """A JVM that inherits SIGTERM ignored never shuts down on `flywheel spark stop`."""
-    import signal
-    import subprocess
-    import sys
-
     from flywheel_assets.local_spark import DEFAULT_SIGNALS_THEN_EXEC
 
     before = signal.signal(signal.SIGTERM, signal.SIG_IGN)
