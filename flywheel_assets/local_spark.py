@@ -11,8 +11,11 @@ until ``flywheel spark stop``. ``FLYWHEEL_SPARK_REMOTE`` points everything at an
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
+import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -31,6 +34,47 @@ def spark_submit() -> Path:
     import pyspark
 
     return Path(pyspark.__file__).parent / "bin" / "spark-submit"
+
+
+FAST_LOCAL_FS = "flywheel.FastLocalFileSystem"
+FAST_LOCAL_FS_SOURCE = Path(__file__).parent / "jvm" / "FastLocalFileSystem.java"
+
+
+def fast_local_fs_classes() -> Path | None:
+    """The folder of the compiled FastLocalFileSystem (jvm/FastLocalFileSystem.java: Hadoop's local
+    file system without a ``chmod`` process per file written), compiled once per source and JDK
+    into the user's cache; None without a JDK's javac, and the server uses Hadoop's own (slower,
+    same files)."""
+    java = shutil.which("java")  # spark-submit runs this one: the javac of its JDK, else any
+    found = [Path(java).resolve().parent / "javac"] if java else []
+    javac = next((c for c in [*found, Path(shutil.which("javac") or "/")] if c.name == "javac" and c.exists()), None)
+    if javac is None:
+        logging.getLogger(__name__).warning("no javac: the local Spark server writes files through Hadoop's "
+                                            "RawLocalFileSystem (a chmod process per file); install a JDK")
+        return None
+    source = FAST_LOCAL_FS_SOURCE.read_bytes()
+    key = hashlib.sha256(source + str(javac).encode()).hexdigest()[:16]
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "flywheel" / "jvm"
+    classes = cache / f"localfs-{key}"
+    if (classes / "flywheel" / "FastLocalFileSystem.class").exists():
+        return classes
+    building = cache / f".localfs-{key}-{os.getpid()}"
+    try:
+        shutil.rmtree(building, ignore_errors=True)
+        building.mkdir(parents=True)
+        jars = spark_submit().parent.parent / "jars"
+        subprocess.run([str(javac), "-nowarn", "-cp", f"{jars}/*", "-d", str(building), str(FAST_LOCAL_FS_SOURCE)],
+                       check=True, capture_output=True, timeout=120)
+        os.replace(building, classes)  # another process may have won the race: its classes are the same
+    except (OSError, subprocess.SubprocessError) as exc:
+        detail = getattr(exc, "stderr", b"") or b""
+        if not (classes / "flywheel" / "FastLocalFileSystem.class").exists():  # not a lost race
+            logging.getLogger(__name__).warning(
+                f"could not compile {FAST_LOCAL_FS_SOURCE.name} ({exc}; {detail.decode(errors='replace')[-500:]}): "
+                "the local Spark server uses RawLocalFileSystem")
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    return classes if (classes / "flywheel" / "FastLocalFileSystem.class").exists() else None
 
 
 def _port_open(port: int) -> bool:
@@ -109,6 +153,7 @@ class SparkServer:
 
     def command(self, port: int) -> list[str]:
         home = self.home.resolve()
+        fast_fs = fast_local_fs_classes()
         conf = {
             "spark.sql.catalogImplementation": "hive",
             "spark.connect.grpc.binding.address": "127.0.0.1",
@@ -121,11 +166,12 @@ class SparkServer:
             "spark.ui.showConsoleProgress": "false",
             "spark.sql.shuffle.partitions": "8",
             # Local files only (Glue and EMR do not read this): no .crc checksum file beside every
-            # file written, and each task's output moved once instead of twice. Every write goes to
-            # a fresh folder (a run's staging, a table version), so a failed job's partial files
-            # are discarded with it. 256-bucket tables write 7,168 files a run: the sample's
-            # bucketed_tables step is 1.44x faster (docs/benchmarks.md).
-            "spark.hadoop.fs.file.impl": "org.apache.hadoop.fs.RawLocalFileSystem",
+            # file written, no chmod process per file (FastLocalFileSystem), and each task's output
+            # moved once instead of twice. Every write goes to a fresh folder (a run's staging, a
+            # table version), so a failed job's partial files are discarded with it. 256-bucket
+            # tables write 7,168 files a run (docs/benchmarks.md).
+            "spark.hadoop.fs.file.impl": FAST_LOCAL_FS if fast_fs else "org.apache.hadoop.fs.RawLocalFileSystem",
+            **({"spark.driver.extraClassPath": str(fast_fs)} if fast_fs else {}),
             "spark.hadoop.mapreduce.fileoutputcommitter.algorithm.version": "2",
             # A metastore locked by another JVM fails fast; the catalog retries it visibly.
             "spark.hadoop.hive.hmshandler.retry.attempts": "1",

@@ -124,3 +124,40 @@ def test_the_server_starts_with_no_signal_ignored_even_when_its_parent_ignores_s
     reset = [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGXFSZ]
     assert ignored(plain) & (1 << (signal.SIGTERM - 1))  # what a plain exec would have inherited
     assert not [s.name for s in reset if ignored(status) & (1 << (s - 1))]
+
+
+PERMISSIONS_PROBE = """
+import java.nio.file.*;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.Path;
+public class Probe {
+  public static void main(String[] args) throws Exception {
+    Configuration conf = new Configuration();
+    conf.set("fs.permissions.umask-mode", "027");
+    flywheel.FastLocalFileSystem fs = new flywheel.FastLocalFileSystem();
+    fs.initialize(java.net.URI.create("file:///"), conf);
+    fs.mkdirs(new Path(args[0] + "/dir"));
+    fs.create(new Path(args[0] + "/dir/file")).close();
+    fs.setPermission(new Path(args[0] + "/dir/file"), new org.apache.hadoop.fs.permission.FsPermission((short) 0604));
+    fs.create(new Path(args[0] + "/other")).close();
+    System.out.println(fs.getClass().getName());
+  }
+}
+"""
+
+
+def test_the_local_file_system_sets_hadoops_modes_without_a_chmod_process(tmp_path, spark):
+    """FastLocalFileSystem (jvm/): the modes Hadoop asks for (umask applied), set in-process."""
+    from flywheel_assets.local_spark import FAST_LOCAL_FS, fast_local_fs_classes, spark_submit
+
+    classes = fast_local_fs_classes()
+    assert classes is not None and (classes / "flywheel" / "FastLocalFileSystem.class").exists()
+    (tmp_path / "Probe.java").write_text(PERMISSIONS_PROBE)
+    jars = spark_submit().parent.parent / "jars"
+    out = subprocess.run(["java", "-cp", f"{classes}:{jars}/*", str(tmp_path / "Probe.java"), str(tmp_path / "w")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == FAST_LOCAL_FS
+    mode = {name: oct((tmp_path / "w" / name).stat().st_mode & 0o777) for name in ("dir", "dir/file", "other")}
+    assert mode == {"dir": "0o750", "dir/file": "0o604", "other": "0o640"}  # umask 027, one explicit chmod
+    assert spark.conf.get("spark.hadoop.fs.file.impl") == FAST_LOCAL_FS  # the test server writes through it

@@ -167,24 +167,39 @@ class LocalCatalog(Catalog):
         return True
 
     def describe(self, database: str, table: str, partitions: bool = True) -> TableInfo | None:
+        """One DESCRIBE TABLE EXTENDED (columns, partition keys, buckets, location, comment): every
+        statement is a metastore round trip, and the server's metastore serves one at a time."""
+        from pyspark.errors import AnalysisException
+
         name = qualified(database, table)
-        if not self.spark.catalog.tableExists(f"{identifier(database)}.{identifier(table)}"):
-            return None
-        details = {}
-        for row in self.sql(f"DESCRIBE TABLE EXTENDED {name}").collect():
-            details.setdefault(row[0], row[1])
-        listed = self.spark.catalog.listColumns(f"{database}.{table}")
-        keys = [c.name for c in listed if c.isPartition]
+        try:
+            rows = self.sql(f"DESCRIBE TABLE EXTENDED {name}").collect()
+        except AnalysisException as exc:
+            if (exc.getCondition() or "") in ("TABLE_OR_VIEW_NOT_FOUND", "SCHEMA_NOT_FOUND"):
+                return None
+            raise
+        columns, keys, details, section = [], [], {}, "columns"
+        for column, kind, _ in rows:  # columns, a blank line or "# Partition Information", details
+            if section != "details" and not column:
+                section = "details"
+            elif section == "columns" and column == "# Partition Information":
+                section = "partitions"
+            elif section == "columns":
+                columns.append(Column(column, kind))
+            elif section == "partitions" and not column.startswith("#"):
+                keys.append(column)
+            elif section == "details":
+                details.setdefault(column, kind)
         count = len(self.sql(f"SHOW PARTITIONS {name}").collect()) if keys and partitions else 0
         return TableInfo(
             database=database,
             name=table,
             location=_plain_location(details.get("Location", "")),
-            columns=[Column(c.name, c.dataType) for c in listed if not c.isPartition],
+            columns=[c for c in columns if c.name not in keys],
             comment=details.get("Comment") or "",
             partition_keys=keys,
             partitions=count,
-            bucket_columns=[c.name for c in listed if c.isBucket],
+            bucket_columns=_backquoted(details.get("Bucket Columns", "")),
             num_buckets=int(details.get("Num Buckets") or 0),
             **_kind(details),
         )
