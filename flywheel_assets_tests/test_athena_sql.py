@@ -92,11 +92,14 @@ def test_key_stats_is_one_valid_statement_per_dialect_with_a_branch_per_table():
                ("omc_flywheel_prod", "bucketed_ibe_01", "customer_user_id", None)]
     for dialect, read in (("athena", "athena"), ("spark", "spark")):
         parsed = sqlglot.parse_one(athena_sql.key_stats(queries, dialect), read=read)
-        assert isinstance(parsed, exp.Union), dialect
-        selects = list(parsed.find_all(exp.Select))
+        assert isinstance(parsed, exp.Select), dialect
+        assert [c.alias_or_name for c in parsed.selects] == ["branch", "n_rows", "n_keys", "n_distinct"]
+        assert [g.name for g in parsed.args["group"].expressions] == ["branch"]  # one aggregation for all
+        union = parsed.find(exp.Union)
+        selects = [s for s in union.find_all(exp.Select)]
         assert [s.find(exp.From).this.name for s in selects] == ["part_ibe_01", "bucketed_ibe_01"]
         assert [s.selects[0].this.name for s in selects] == ["0", "1"]  # the branch number
-        assert [c.alias for c in selects[0].selects] == ["branch", "n_rows", "n_keys", "n_distinct"]
+        assert [c.alias for c in selects[0].selects] == ["branch", "k"]
         where = selects[0].args["where"].this.sql("athena")
         assert where == "\"snapshot_dt\" = '2024-02-15'" and selects[1].args.get("where") is None
     assert_athena_sql(athena_sql.key_stats(queries))

@@ -199,6 +199,8 @@ def test_key_counts_take_one_statement_and_name_an_unreadable_table(published):
     catalog, db = published.catalog, published.catalog.database
     queries = [(db, "part_ibe_01", "customer_user_id", LATEST), (db, "bucketed_ibe_01", "customer_user_id", None)]
     assert catalog.key_stats(queries) == [(300, 300, 300), (300, 300, 300)]
+    empty = (db, "part_ibe_01", "customer_user_id", "1999-01-01")  # no such partition: no rows, no result row
+    assert catalog.key_stats([queries[0], empty, queries[1]]) == [(300, 300, 300), (0, 0, 0), (300, 300, 300)]
     broken = queries + [(db, "no_such_table", "customer_user_id", None)]
     found = catalog.key_stats(broken)
     assert found[:2] == [(300, 300, 300), (300, 300, 300)]

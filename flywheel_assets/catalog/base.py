@@ -135,4 +135,4 @@ class Catalog(ConfigurableResource):
     def _key_stats(self, queries: list[KeyQuery]) -> list[tuple[int, int, int]]:
         _, rows = self.query(athena_sql.key_stats(queries, self.dialect))
         found = {int(r[0]): (int(r[1]), int(r[2]), int(r[3])) for r in rows}
-        return [found[i] for i in range(len(queries))]
+        return [found.get(i, (0, 0, 0)) for i in range(len(queries))]  # no row: no rows in that table
