@@ -341,9 +341,12 @@ def run_split(
 
     try:
         # Tables are written concurrently: a one-file table is one task, so one at a time would
-        # leave every other core (or Glue worker) idle.
+        # leave every other core (or Glue worker) idle. Largest first, so the tables still
+        # running when the others are done are small ones.
+        largest_first = sorted(plans, key=lambda p: -p.estimated_bytes)
         with ThreadPoolExecutor(max_workers=write_parallelism) as pool:
-            result.tables = list(pool.map(write, plans))
+            done = {p.name: t for p, t in zip(largest_first, pool.map(write, largest_first))}
+        result.tables = [done[p.name] for p in plans]
         failed = blocking_failures(result)
         if failed:
             say(f"not published: blocking checks failed: {', '.join(failed)}; {target} keeps what it had")
