@@ -119,7 +119,8 @@ def run(bench: Bench, work: Path, lake: Path, target_mb: int = 128) -> tuple[str
 
     ideal = {t.name: max(1, math.ceil(t.bytes / (target_mb * MB))) for t in result.tables}
     at_ideal = sum(1 for t in result.tables if t.files == ideal[t.name])
-    spark_out, floor_out = folder_bytes(target), folder_bytes(work / "out-floor")
+    # the target keeps each run's version folder until a switch: count the timed run's files only
+    spark_out, floor_out = sum(t.bytes for t in result.tables), folder_bytes(work / "out-floor")
     shutil.rmtree(work / "out-floor")
     figures = {
         "spark_s": spark_s, "floor_s": floor_s, "ratio": spark_s / floor_s, "serial_s": serial_s,
