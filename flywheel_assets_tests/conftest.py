@@ -79,6 +79,22 @@ def no_wait_for_late_messages(monkeypatch):
     monkeypatch.setattr(pipes_utils, "WAIT_FOR_LOGS_AFTER_EXECUTION_INTERVAL", 0)
 
 
+@pytest.fixture(autouse=True)
+def short_aws_job_polls(monkeypatch):
+    """dagster-aws's Glue client polls a job run every 5 s (fixed), its EMR Serverless client every
+    ``poll_interval`` (5 s): real jobs run for minutes, the stand-ins' for seconds. The clients still
+    poll (RUNNING, then the final state); each wait is cut to 0.2 s (the Glue tests: 5 s per run)."""
+    import time
+    import types
+
+    from dagster_aws.pipes.clients import emr_serverless, glue
+
+    quick = types.SimpleNamespace(**{name: getattr(time, name) for name in dir(time) if not name.startswith("_")})
+    quick.sleep = lambda seconds: time.sleep(min(seconds, 0.2))
+    for module in (glue, emr_serverless):
+        monkeypatch.setattr(module, "time", quick)
+
+
 @pytest.fixture(scope="session")
 def spark_url(tmp_path_factory):
     """One local Spark server (Spark Connect + Hive metastore) for the whole test process: the

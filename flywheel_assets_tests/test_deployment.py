@@ -220,14 +220,14 @@ def test_daemon_runs_new_snapshots_alerts_once_and_survives_restarts(postgres, s
             services.kill("daemon")
             time.sleep(3)
             services.start("daemon")
-            done = wait_for("run 1 to finish", lambda: finished(instance, run.run_id), 600, services, interval=2)
+            done = wait_for("run 1 to finish", lambda: finished(instance, run.run_id), 600, services)
             assert done.status == DagsterRunStatus.SUCCESS, services.log("daemon")
             wait_for("the success alert", lambda: [m for m in received if m["run_id"] == run.run_id], 120, services)
 
             # 2. a snapshot whose source cannot be read: one failure, one alert, no retry
             write_unreadable_snapshot(lake)
             bad = wait_for("the sensor's run of snapshot 2", lambda: runs_for(instance, SNAP2), 120, services)[0]
-            failed = wait_for("run 2 to fail", lambda: finished(instance, bad.run_id), 600, services, interval=2)
+            failed = wait_for("run 2 to fail", lambda: finished(instance, bad.run_id), 600, services)
             assert failed.status == DagsterRunStatus.FAILURE
             alert = wait_for("the failure alert", lambda: [m for m in received if m["run_id"] == bad.run_id], 120,
                              services)
@@ -275,7 +275,7 @@ def test_daemon_runs_new_snapshots_alerts_once_and_survives_restarts(postgres, s
             assert dead.status == DagsterRunStatus.FAILURE
             retry = wait_for("the re-run of run 3", lambda: instance.get_runs(
                 RunsFilter(tags={"dagster/parent_run_id": third.run_id})), 180, services)[0]
-            redone = wait_for("the re-run to finish", lambda: finished(instance, retry.run_id), 600, services, interval=2)
+            redone = wait_for("the re-run to finish", lambda: finished(instance, retry.run_id), 600, services)
             assert redone.status == DagsterRunStatus.SUCCESS, services.log("daemon")
             assert len(runs_for(instance, SNAP3)) == 2  # one re-run, no more
             print(f"\nkilled worker: marked failed after {marked_after:.1f} s, re-run succeeded after "
