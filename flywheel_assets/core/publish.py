@@ -60,6 +60,7 @@ class Publication:
     skipped_folders: dict[str, str] = field(default_factory=dict)  # table root (snapshot-folder layout) -> why
     tables: dict[str, str] = field(default_factory=dict)  # current-snapshot layout: table -> folder under target
     folder: str = ""  # snapshot-folder layout: the version holding a re-published snapshot's files
+    previous: dict[str, str] = field(default_factory=dict)  # current.json: the folders it replaced (still read)
 
     def folder_json(self, folder: str = "") -> str:
         """What RECORD holds in each published folder (``folder``: its files are in that version)."""
@@ -89,7 +90,7 @@ def _record(target: str, name: str) -> Publication | None:
         return None
     data = json.loads(text)
     return Publication(data["snapshot_dt"], data["source_snapshot_dt"], data.get("skipped_tables", {}),
-                       tables=data["tables"])
+                       tables=data["tables"], previous=data.get("previous", {}))
 
 
 def current(target: str) -> Publication | None:
@@ -134,12 +135,11 @@ def switch(target: str, record: Publication) -> None:
     """Make ``record`` what the target holds: called by the catalog step once the catalog points
     at its folders. The versions it replaces stay for queries still reading them; those they
     replaced are deleted."""
-    text = storage.read_text(storage.join(target, CURRENT_FILE))
-    before = json.loads(text) if text else {}
-    if before.get("tables") == record.tables:  # switched to already (a re-run): nothing is replaced
-        replaced = before.get("previous", {})
+    before = _record(target, CURRENT_FILE)
+    if before and before.tables == record.tables:  # switched to already (a re-run): nothing is replaced
+        replaced = before.previous
     else:
-        replaced = before.get("tables") or (current(target) or record).tables
+        replaced = before.tables if before else (current(target) or record).tables
     data = {**{k: v for k, v in asdict(record).items() if k != "skipped_folders"}, "previous": replaced}
     storage.write_text(storage.join(target, CURRENT_FILE), json.dumps(data))
     storage.write_text(storage.join(target, SKIPPED_FILE), json.dumps(
@@ -151,7 +151,7 @@ def switch(target: str, record: Publication) -> None:
         storage.delete_file(storage.join(target, STAGED_FILE))
         pending = None
     keep = {*record.tables.values(), *replaced.values(), *(pending.tables.values() if pending else ())}
-    for folder in set(before.get("previous", {}).values()) - keep:  # no listing: the record names them
+    for folder in set(before.previous.values() if before else ()) - keep:  # no listing: the record names them
         _delete_version(target, folder)
 
 
@@ -169,13 +169,12 @@ def remove_orphans(target: str, say=lambda msg: None) -> None:
     """Delete the version folders no record names (left by failed or killed runs), and the files
     of a table folder written before version folders once nothing reads them. Only a split of
     the target calls it: no other one is writing then (a pool of 1)."""
-    text = storage.read_text(storage.join(target, CURRENT_FILE))
-    held = json.loads(text) if text else {}
-    pending = staged(target)
-    keep = {*held.get("tables", {}).values(), *held.get("previous", {}).values(),
-            *(pending.tables.values() if pending else ())}
-    if not held and published_snapshot(target):  # published before version folders: all of it is read
+    held = _record(target, CURRENT_FILE)
+    if held is None and published_snapshot(target):  # published before version folders: all of it is read
         return
+    pending = staged(target)
+    keep = {*(held.tables.values() if held else ()), *(held.previous.values() if held else ()),
+            *(pending.tables.values() if pending else ())}
     for table in storage.list_dir(target):
         if not table.is_dir or table.name == "metadata" or storage.is_hidden(table.name):
             continue
