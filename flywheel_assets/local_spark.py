@@ -46,35 +46,35 @@ def fast_local_fs_classes() -> Path | None:
     into the user's cache; None without a JDK's javac, and the server uses Hadoop's own (slower,
     same files)."""
     java = shutil.which("java")  # spark-submit runs this one: the javac of its JDK, else any
-    found = [Path(java).resolve().parent / "javac"] if java else []
-    javac = next((c for c in [*found, Path(shutil.which("javac") or "/")] if c.name == "javac" and c.exists()), None)
+    beside = Path(java).resolve().parent / "javac" if java else None
+    javac = str(beside) if beside and beside.exists() else shutil.which("javac")
     if javac is None:
         logging.getLogger(__name__).warning("no javac: the local Spark server writes files through Hadoop's "
                                             "RawLocalFileSystem (a chmod process per file); install a JDK")
         return None
-    source = FAST_LOCAL_FS_SOURCE.read_bytes()
-    key = hashlib.sha256(source + str(javac).encode()).hexdigest()[:16]
+    key = hashlib.sha256(FAST_LOCAL_FS_SOURCE.read_bytes() + javac.encode()).hexdigest()[:16]
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "flywheel" / "jvm"
     classes = cache / f"localfs-{key}"
-    if (classes / "flywheel" / "FastLocalFileSystem.class").exists():
+    compiled = classes / "flywheel" / "FastLocalFileSystem.class"
+    if compiled.exists():
         return classes
     building = cache / f".localfs-{key}-{os.getpid()}"
     try:
         shutil.rmtree(building, ignore_errors=True)
         building.mkdir(parents=True)
         jars = spark_submit().parent.parent / "jars"
-        subprocess.run([str(javac), "-nowarn", "-cp", f"{jars}/*", "-d", str(building), str(FAST_LOCAL_FS_SOURCE)],
+        subprocess.run([javac, "-nowarn", "-cp", f"{jars}/*", "-d", str(building), str(FAST_LOCAL_FS_SOURCE)],
                        check=True, capture_output=True, timeout=120)
         os.replace(building, classes)  # another process may have won the race: its classes are the same
     except (OSError, subprocess.SubprocessError) as exc:
         detail = getattr(exc, "stderr", b"") or b""
-        if not (classes / "flywheel" / "FastLocalFileSystem.class").exists():  # not a lost race
+        if not compiled.exists():  # not a lost race
             logging.getLogger(__name__).warning(
                 f"could not compile {FAST_LOCAL_FS_SOURCE.name} ({exc}; {detail.decode(errors='replace')[-500:]}): "
                 "the local Spark server uses RawLocalFileSystem")
     finally:
         shutil.rmtree(building, ignore_errors=True)
-    return classes if (classes / "flywheel" / "FastLocalFileSystem.class").exists() else None
+    return classes if compiled.exists() else None
 
 
 def _port_open(port: int) -> bool:

@@ -172,9 +172,8 @@ def remove_orphans(target: str, say=lambda msg: None) -> None:
     held = _record(target, CURRENT_FILE)
     if held is None and published_snapshot(target):  # published before version folders: all of it is read
         return
-    pending = staged(target)
-    keep = {*(held.tables.values() if held else ()), *(held.previous.values() if held else ()),
-            *(pending.tables.values() if pending else ())}
+    keep = {folder for record in (held, staged(target)) if record
+            for folder in (*record.tables.values(), *record.previous.values())}
     for table in storage.list_dir(target):
         if not table.is_dir or table.name == "metadata" or storage.is_hidden(table.name):
             continue
