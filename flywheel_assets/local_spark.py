@@ -131,6 +131,13 @@ def _locked(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+# Every table's writes and reads are new generated code for the JIT (1,744-column schemas, Derby's
+# compiled statements): the default 240 MB code cache is full after 3-4 `flywheel run`s, and then
+# the JVM keeps one of a laptop's 2 cores busy flushing and recompiling (seen: the C2 thread at
+# 100% with 30,000 methods queued on an idle server). 512 MB holds a day of runs or the test suite.
+JIT_CODE_CACHE = "-XX:ReservedCodeCacheSize=512m"
+
+
 class SparkServer:
     def __init__(self, home: str | Path, master: str = "local[2]", driver_memory: str = "4g",
                  conf: dict[str, str] | None = None):
@@ -160,7 +167,7 @@ class SparkServer:
             "spark.connect.grpc.binding.port": str(port),
             "spark.sql.warehouse.dir": str(home / "warehouse"),
             "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={home / 'metastore_db'};create=true",
-            "spark.driver.extraJavaOptions": f"-Dderby.system.home={home}",
+            "spark.driver.extraJavaOptions": f"-Dderby.system.home={home} {JIT_CODE_CACHE}",
             "spark.driver.memory": self.driver_memory,
             "spark.ui.enabled": "false",
             "spark.ui.showConsoleProgress": "false",

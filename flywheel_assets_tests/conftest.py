@@ -96,19 +96,25 @@ def short_aws_job_polls(monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def spark_url(tmp_path_factory):
+def spark_server(tmp_path_factory):
     """One local Spark server (Spark Connect + Hive metastore) for the whole test process: the
     split jobs, the catalog and the CLI runs of the tests are all its clients."""
     from flywheel_assets.catalog.local import close_sessions
     from flywheel_assets.local_spark import SparkServer
 
     server = SparkServer(tmp_path_factory.mktemp("spark"), "local[2]", "3g")
-    url = server.ensure()
-    os.environ["FLYWHEEL_SPARK_RUNTIME"] = "local"
-    os.environ["FLYWHEEL_SPARK_REMOTE"] = url
-    yield url
+    server.ensure()
+    yield server
     close_sessions()
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def spark_url(spark_server):
+    url = spark_server.ensure()
+    os.environ["FLYWHEEL_SPARK_RUNTIME"] = "local"
+    os.environ["FLYWHEEL_SPARK_REMOTE"] = url
+    return url
 
 
 @pytest.fixture(scope="session")

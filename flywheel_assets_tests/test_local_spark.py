@@ -161,3 +161,12 @@ def test_the_local_file_system_sets_hadoops_modes_without_a_chmod_process(tmp_pa
     mode = {name: oct((tmp_path / "w" / name).stat().st_mode & 0o777) for name in ("dir", "dir/file", "other")}
     assert mode == {"dir": "0o750", "dir/file": "0o604", "other": "0o640"}  # umask 027, one explicit chmod
     assert spark.conf.get("spark.hadoop.fs.file.impl") == FAST_LOCAL_FS  # the test server writes through it
+
+
+def test_the_server_jvm_has_room_for_the_code_it_generates(spark_server, spark):
+    """The JIT's code cache as set (JIT_CODE_CACHE): at the JVM's default 240 MB it fills after a
+    few runs and the compiler thread then takes a core recompiling what it flushed."""
+    pid = json.loads(spark_server.state_file.read_text())["pid"]
+    flags = subprocess.run(["jcmd", str(pid), "VM.flags"], capture_output=True, text=True, timeout=60)
+    assert flags.returncode == 0, flags.stderr
+    assert f"-XX:ReservedCodeCacheSize={512 * 1024 * 1024}" in flags.stdout.split()
