@@ -411,6 +411,21 @@ def test_list_tables_reads_all_tables_in_one_statement_as_describe_does(catalog,
         catalog.list_tables(db, "t_' OR '1")
 
 
+def test_key_counts_see_files_written_after_the_catalog_last_read_the_table(catalog, spark, tmp_path):
+    """The catalog's session caches a table's file listing once it has read it; files written
+    since (another process's job, a repair) still count, and the session's settings are as they were."""
+    db = catalog.database
+    catalog.ensure_database(db)
+    folder = tmp_path / "t"
+    spark.createDataFrame([("a",), ("b",)], "customer_user_id string").write.parquet(str(folder / "one"))
+    catalog.sql(f"CREATE TABLE {db}.t_counted (customer_user_id string) USING parquet LOCATION '{folder / 'one'}'")
+    assert catalog.query(f"SELECT COUNT(*) FROM {db}.t_counted")[1] == [(2,)]  # listed and cached
+    spark.createDataFrame([("b",), ("c",), (None,)], "customer_user_id string").write.mode("append") \
+        .parquet(str(folder / "one"))
+    assert catalog.key_stats([(db, "t_counted", "customer_user_id", None)]) == [(5, 4, 3)]
+    assert catalog.spark.conf.get("spark.sql.sources.bucketing.enabled") == "true"
+
+
 def test_entity_resolution_table_is_rebuilt_for_each_snapshot_and_swapped_in(spark, lake, catalog):
     """part_addressable_ids_er: each key of the snapshot once, as its row_id; a new snapshot gets a
     fresh folder and one catalog update; the previous version stays for its readers, older go."""

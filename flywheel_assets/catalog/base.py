@@ -109,18 +109,15 @@ class Catalog(ConfigurableResource):
 
     dialect: ClassVar[str] = "athena"  # of the statements ``query`` takes (athena_sql.key_stats)
 
-    def refresh(self, database: str, table: str) -> None:
-        """Forget what the engine cached of a table's files (engines that cache them override it)."""
+    def current_rows(self, sql: str) -> list[tuple]:
+        """The rows of a statement over tables' files as they are now (engines that cache file
+        listings override it)."""
+        return self.query(sql)[1]
 
     def key_stats(self, queries: list[KeyQuery]) -> list[tuple[int, int, int] | str]:
         """(rows, non-null keys, distinct keys) for each query, or why it failed: one statement for
         all of them; when that fails, one per query, so one unreadable table is named instead of
         hiding the others."""
-        for database, table in dict.fromkeys((q[0], q[1]) for q in queries):
-            try:
-                self.refresh(database, table)
-            except Exception:  # noqa: BLE001 - the count below names what is wrong with it
-                pass
         try:
             return self._key_stats(queries)
         except Exception:  # noqa: BLE001 - isolate the table that failed
@@ -133,6 +130,6 @@ class Catalog(ConfigurableResource):
             return out
 
     def _key_stats(self, queries: list[KeyQuery]) -> list[tuple[int, int, int]]:
-        _, rows = self.query(athena_sql.key_stats(queries, self.dialect))
+        rows = self.current_rows(athena_sql.key_stats(queries, self.dialect))
         found = {int(r[0]): (int(r[1]), int(r[2]), int(r[3])) for r in rows}
         return [found.get(i, (0, 0, 0)) for i in range(len(queries))]  # no row: no rows in that table
