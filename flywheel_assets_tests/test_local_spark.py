@@ -163,7 +163,7 @@ def test_the_local_file_system_sets_hadoops_modes_without_a_chmod_process(tmp_pa
     assert spark.conf.get("spark.hadoop.fs.file.impl") == FAST_LOCAL_FS  # the test server writes through it
 
 
-def test_the_server_jvm_has_room_for_the_code_it_generates(spark_server, spark):
+def test_the_server_jvm_has_room_for_the_code_it_generates(spark_server):
     """The JIT's code cache as set (JIT_CODE_CACHE): at the JVM's default 240 MB it fills after a
     few runs and the compiler thread then takes a core recompiling what it flushed."""
     pid = json.loads(spark_server.state_file.read_text())["pid"]

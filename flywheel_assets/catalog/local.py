@@ -61,20 +61,25 @@ def wait_for_metastore(session, url: str, wait_s: float = METASTORE_WAIT_S, say=
             time.sleep(2)
 
 
-def _session(url: str, log: str = ""):
+def _new_session(url: str, log: str = ""):
     from pyspark.sql import SparkSession
 
-    if url in _sessions:
-        return _sessions[url]
     # The Connect client logs every failed statement with its JVM stack trace; callers report
     # the error themselves, once.
     for name in ("pyspark", "SQLQueryContextLogger"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
     session = SparkSession.builder.remote(url).create()
     fail_fast_when_gone(session, url, log)
-    wait_for_metastore(session, url)
-    _sessions[url] = session
     return session
+
+
+def _session(url: str, log: str = ""):
+    """This process's session with the server at ``url``, made once."""
+    if url not in _sessions:
+        session = _new_session(url, log)
+        wait_for_metastore(session, url)
+        _sessions[url] = session
+    return _sessions[url]
 
 
 def close_sessions(*urls: str) -> None:
@@ -375,12 +380,8 @@ class LocalCatalog(Catalog):
         # no bucket layout, so let the files share tasks, and charge each small file 64 KB instead
         # of 4 MB when packing them (on 2 cores, a sample table's 256 files in 2 tasks instead of
         # 8; `flywheel monitor` 25 -> 21 s).
-        from pyspark.sql import SparkSession
-
-        url = self.server.url()
-        session = SparkSession.builder.remote(url).create()
+        session = _new_session(self.server.url(), self.server.log_path())
         try:
-            fail_fast_when_gone(session, url, self.server.log_path())
             for key, value in KEY_STATS_CONF.items():
                 session.conf.set(key, value)
             return [tuple(row) for row in session.sql(sql).collect()]
