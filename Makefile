@@ -15,7 +15,7 @@ demo: setup
 # 2. Set up (with the PostgreSQL server the deployment tests start) and run the tests.
 test:
 	@bin/setup --with-postgres
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 # 3. Open the Dagster UI on the same local instance (http://127.0.0.1:3000).
 ui: setup
