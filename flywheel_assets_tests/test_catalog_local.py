@@ -411,6 +411,32 @@ def test_list_tables_reads_all_tables_in_one_statement_as_describe_does(catalog,
         catalog.list_tables(db, "t_' OR '1")
 
 
+def test_bucketed_rebuild_over_a_killed_builds_leftover_staging_table(catalog, spark, tmp_path):
+    """A build killed between its CTAS and its swap leaves ``<name>__staging`` (other columns, its
+    own files): the next build replaces it, and the leftover's files stay where they were."""
+    db = catalog.database
+    catalog.ensure_database(db)
+    spark.createDataFrame([(f"k{i}", i) for i in range(20)], "customer_user_id string, n int") \
+        .write.parquet(str(tmp_path / "source"))
+    catalog.sql(f"CREATE TABLE {db}.t_source USING parquet LOCATION '{tmp_path / 'source'}'")
+    catalog.sql(f"CREATE TABLE {db}.b_t__staging (other string) USING parquet LOCATION '{tmp_path / 'leftover'}'")
+    catalog.replace_bucketed(db, "b_t", (db, "t_source"), str(tmp_path / "versions"), "customer_user_id", 4,
+                             "bucketed; snapshot_dt=2024-02-15", writers=1)
+    built = catalog.describe(db, "b_t")
+    assert [c.name for c in built.columns] == ["customer_user_id", "n"] and built.num_buckets == 4
+    assert built.location.startswith(str(tmp_path / "versions")) and built.snapshot == "2024-02-15"
+    assert catalog.query(f"SELECT COUNT(*), SUM(n) FROM {db}.b_t")[1] == [(20, 190)]
+    assert catalog.describe(db, "b_t__staging") is None
+    # a partition's location in one statement; none for a partition never registered
+    spec = TableSpec(db, "t_parts", str(tmp_path / "parts"), [Column("customer_user_id", "string")], comment="x",
+                     partition_keys=[Column("snapshot_dt", "string")])
+    catalog.apply_table(spec)
+    catalog.add_partitions(db, "t_parts", [("2024-02-15", str(tmp_path / "parts" / "snapshot_dt=2024-02-15" / "_v1"))])
+    assert catalog.partition_location(db, "t_parts", "2024-02-15").rstrip("/") == \
+        str(tmp_path / "parts" / "snapshot_dt=2024-02-15" / "_v1")
+    assert catalog.partition_location(db, "t_parts", "2024-03-15") is None
+
+
 def test_key_counts_see_files_written_after_the_catalog_last_read_the_table(catalog, spark, tmp_path):
     """The catalog's session caches a table's file listing once it has read it; files written
     since (another process's job, a repair) still count, and the session's settings are as they were."""

@@ -217,18 +217,28 @@ class LocalCatalog(Catalog):
             return []
         if prefix:  # the prefix goes into the statement's pattern
             identifier(prefix, "table prefix")
-        rows = self.sql(f"SHOW TABLE EXTENDED IN {quote(database)} LIKE '{prefix}*'").collect()
         out = []
-        for row in sorted(rows, key=lambda r: r["tableName"]):
-            name = row["tableName"]
-            if row["isTemporary"] or not name.startswith(prefix):
+        for name, info in sorted(self._extended(database, f"{prefix}*").items()):
+            if not name.startswith(prefix):
                 continue
-            info = parse_extended(database, name, row["information"]) or self.describe(database, name, False)
-            if info and partitions and info.partition_keys:
+            if partitions and info.partition_keys:
                 info.partitions = len(self.partition_values(database, name))
-            if info:
-                out.append(info)
+            out.append(info)
         return out
+
+    def _extended(self, database: str, pattern: str) -> dict[str, TableInfo]:
+        """name -> table, for the tables of ``database`` that SHOW TABLE EXTENDED's ``pattern``
+        matches (``*``: any characters; ``|`` between alternatives): one statement for them all.
+        ``pattern`` is made of validated identifiers."""
+        rows = self.sql(f"SHOW TABLE EXTENDED IN {quote(database)} LIKE '{pattern}'").collect()
+        found = {}
+        for row in rows:
+            name = row["tableName"]
+            info = None if row["isTemporary"] else (
+                parse_extended(database, name, row["information"]) or self.describe(database, name, False))
+            if info:
+                found[name] = info
+        return found
 
     def apply_table(self, spec: TableSpec) -> str:
         self.ensure_database(spec.database)
@@ -288,11 +298,18 @@ class LocalCatalog(Catalog):
         return bool(self.sql(f"SHOW PARTITIONS {name} PARTITION (snapshot_dt = '{partition_value(value)}')").collect())
 
     def partition_location(self, database: str, table: str, value: str) -> str | None:
-        if not self.has_partition(database, table, value):
-            return None
-        details = self.sql(f"DESCRIBE TABLE EXTENDED {qualified(database, table)} "
-                           f"PARTITION (snapshot_dt = '{partition_value(value)}')").collect()
-        return _plain_location(next((r[1] for r in details if r[0] == "Location"), ""))
+        """One statement (not SHOW PARTITIONS, then DESCRIBE): the partition's entry, or none."""
+        from pyspark.errors import AnalysisException
+
+        try:
+            rows = self.sql(f"SHOW TABLE EXTENDED IN {quote(database)} LIKE '{identifier(table)}' "
+                            f"PARTITION (snapshot_dt = '{partition_value(value)}')").collect()
+        except AnalysisException as exc:
+            if exc.getCondition() == "PARTITIONS_NOT_FOUND":
+                return None
+            raise
+        found = re.search(r"^Location: (.*)$", rows[0]["information"] if rows else "", re.M)
+        return _plain_location(found.group(1)) if found else None
 
     def set_partition_location(self, database: str, table: str, value: str, location_: str) -> None:
         self.sql(f"ALTER TABLE {qualified(database, table)} PARTITION (snapshot_dt = '{partition_value(value)}') "
@@ -344,18 +361,28 @@ class LocalCatalog(Catalog):
                  select: str, same_layout) -> None:
         """Build the table from ``select`` into a fresh folder under ``location_base``, then point
         the table at it; the previous version's folder is kept for readers still on it."""
+        from pyspark.errors import AnalysisException
+
         final = qualified(database, name)
-        staging = qualified(database, identifier(f"{name}__staging"))
+        staging_name = identifier(f"{name}__staging")
+        staging = qualified(database, staging_name)
         new_location = location(storage.join(location_base, f"v{time.strftime('%Y%m%dT%H%M%S')}_{uuid.uuid4().hex[:8]}"))
-        self.sql(f"DROP TABLE IF EXISTS {staging}")
+        build = f"CREATE TABLE {staging} {storage_clause} LOCATION '{new_location}' AS {select}"
         try:
-            self.sql(f"CREATE TABLE {staging} {storage_clause} LOCATION '{new_location}' AS {select}")
+            try:
+                self.sql(build)
+            except AnalysisException as exc:  # refused before writing: a failed build's leftover holds the name
+                if exc.getCondition() != "TABLE_OR_VIEW_ALREADY_EXISTS":
+                    raise
+                self.sql(f"DROP TABLE {staging}")
+                self.sql(build)
         except Exception:
             self.sql(f"DROP TABLE IF EXISTS {staging}")
             storage.delete_tree(new_location)
             raise
-        built = self.describe(database, f"{name}__staging", partitions=False)
-        existing = self.describe(database, name, partitions=False)
+        # every statement costs the server ~25 ms: both tables in one listing, not a DESCRIBE each
+        tables = self._extended(database, f"{name}|{staging_name}")
+        built, existing = tables[staging_name], tables.get(name)
         if existing is not None and existing.columns == built.columns and same_layout(existing):
             # one metastore update: readers see the old files or the new ones
             self.sql(f"ALTER TABLE {final} SET LOCATION '{new_location}'")
