@@ -170,3 +170,16 @@ def test_the_server_jvm_has_room_for_the_code_it_generates(spark_server):
     flags = subprocess.run(["jcmd", str(pid), "VM.flags"], capture_output=True, text=True, timeout=60)
     assert flags.returncode == 0, flags.stderr
     assert f"-XX:ReservedCodeCacheSize={512 * 1024 * 1024}" in flags.stdout.split()
+
+
+def test_the_server_keeps_its_temporary_files_in_its_home(spark_server, catalog):
+    """Hive's per-session folders and Spark's scratch folders go under the server's home (emptied at
+    each start), not /tmp, where every session and every killed server left some behind."""
+    catalog.ensure_database(catalog.database)  # a metastore session
+    pid = json.loads(spark_server.state_file.read_text())["pid"]
+    props = subprocess.run(["jcmd", str(pid), "VM.system_properties"], capture_output=True, text=True, timeout=60)
+    assert props.returncode == 0, props.stderr
+    tmp = spark_server.home.resolve() / "tmp"
+    assert f"java.io.tmpdir={tmp}" in props.stdout.splitlines()
+    assert {p.name.split("-")[0] for p in tmp.iterdir() if p.name.startswith(("blockmgr-", "spark-"))} == {"blockmgr", "spark"}
+    assert any(p.name.endswith("_resources") for p in tmp.iterdir())  # Hive's, for the session above
