@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from flywheel_assets.local_spark import SparkServer
 
 ENSURE = "from flywheel_assets.local_spark import SparkServer; import sys; print(SparkServer(sys.argv[1], 'local[1]', '1g').ensure())"
@@ -183,3 +185,27 @@ def test_the_server_keeps_its_temporary_files_in_its_home(spark_server, catalog)
     assert f"java.io.tmpdir={tmp}" in props.stdout.splitlines()
     assert {p.name.split("-")[0] for p in tmp.iterdir() if p.name.startswith(("blockmgr-", "spark-"))} == {"blockmgr", "spark"}
     assert any(p.name.endswith("_resources") for p in tmp.iterdir())  # Hive's, for the session above
+
+
+def test_steps_and_split_jobs_release_their_server_sessions(spark_url, catalog, monkeypatch):
+    """A step's catalog session (at the resource's teardown) and a split job's session (when the job
+    ends) are released on the server, which would otherwise keep each for an hour with every table
+    listing it cached. A released session cannot be attached to again."""
+    from pyspark.sql import SparkSession
+
+    from flywheel_assets.spark_jobs.runtime import release, spark_session
+
+    monkeypatch.setenv("FLYWHEEL_SPARK_REMOTE", spark_url)
+    job = spark_session("flywheel-test-release")
+    catalog.ensure_database(catalog.database)
+    ids = [job.client._session_id, catalog.spark.client._session_id]
+    release(job)
+    catalog.teardown_after_execution(None)
+    for session_id in ids:
+        again = SparkSession.builder.remote(f"{spark_url}/;session_id={session_id}").create()
+        try:
+            with pytest.raises(Exception, match="SESSION_CLOSED"):
+                again.sql("SELECT 1").collect()
+        finally:
+            again.client.close()
+    assert catalog.spark.sql("SELECT 1").collect()[0][0] == 1  # the catalog opens a new one when next used

@@ -155,6 +155,11 @@ class LocalCatalog(Catalog):
     def engine(self) -> str:
         return "local Spark SQL (Hive metastore)"
 
+    def teardown_after_execution(self, context) -> None:
+        # Release the step's session: the server keeps an unreleased one for an hour, with every
+        # table listing it cached (a server 45 minutes and about 20 runs old held 319,000 file statuses)
+        close_sessions()
+
     @property
     def spark(self):
         return _session(self.server.url(), self.server.log_path())

@@ -11,7 +11,7 @@ from flywheel_assets.core.jobs import JOBS
 from flywheel_assets.core.mapping import load_mapping
 from flywheel_assets.core.snapshots import AT_OR_BEFORE, EXACT, LATEST
 from flywheel_assets.spark_jobs.checks import split_checks
-from flywheel_assets.spark_jobs.runtime import open_pipes, parse_args, positive_int, spark_session
+from flywheel_assets.spark_jobs.runtime import open_pipes, parse_args, positive_int, release, spark_session
 from flywheel_assets.spark_jobs.split import (
     DEFAULT_WRITE_PARALLELISM,
     FAIL,
@@ -127,13 +127,16 @@ def main(job_name: str, argv: list[str] | None = None) -> SplitResult:
             mapping = load_mapping(args["CSV_FILE"]) if args["CSV_FILE"] and job.mapping != "none" else None
             started = time.perf_counter()
             spark = spark_session(f"flywheel-{job_name}")
-            result = run_split(
-                spark, job, args["SOURCE_PATH"], args["TARGET_PATH"], args["SNAPSHOT_DT"],
-                mapping, target_bytes, log=pipes.log,
-                write_parallelism=positive_int(args["WRITE_PARALLELISM"], "WRITE_PARALLELISM"),
-                snapshot_match=args["SNAPSHOT_MATCH"], missing_columns_policy=args["MISSING_COLUMNS"],
-                max_bad_keys=args["MAX_BAD_KEYS"], tables=table_list(args["TABLES"]),
-            )
+            try:
+                result = run_split(
+                    spark, job, args["SOURCE_PATH"], args["TARGET_PATH"], args["SNAPSHOT_DT"],
+                    mapping, target_bytes, log=pipes.log,
+                    write_parallelism=positive_int(args["WRITE_PARALLELISM"], "WRITE_PARALLELISM"),
+                    snapshot_match=args["SNAPSHOT_MATCH"], missing_columns_policy=args["MISSING_COLUMNS"],
+                    max_bad_keys=args["MAX_BAD_KEYS"], tables=table_list(args["TABLES"]),
+                )
+            finally:
+                release(spark)
         except FlywheelInputError as exc:
             pipes.log.error(str(exc))
             print(f"flywheel: {exc}", file=sys.stderr)

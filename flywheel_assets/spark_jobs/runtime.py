@@ -64,8 +64,8 @@ def spark_session(app_name: str):
     builder = SparkSession.builder.appName(app_name)
     remote = os.environ.get("FLYWHEEL_SPARK_REMOTE")
     master = os.environ.get("FLYWHEEL_SPARK_MASTER")
-    if remote:
-        session = builder.remote(remote).getOrCreate()
+    if remote:  # a session of its own, which the job releases when done (release)
+        session = builder.remote(remote).create()
         fail_fast_when_gone(session, remote, os.environ.get("FLYWHEEL_SPARK_LOG", ""))
         return session
     elif master:  # a driver of our own (spark:// cluster, or local[N] without the server)
@@ -77,6 +77,17 @@ def spark_session(app_name: str):
             .config("spark.sql.shuffle.partitions", "8")
         )
     return builder.getOrCreate()
+
+
+def release(session) -> None:
+    """Release a Spark Connect session on the local server when the job is done: the server keeps an
+    unreleased one for an hour (Spark Connect's default session timeout), with every table listing
+    it cached. A classic session ends with its Glue or EMR job."""
+    if os.environ.get("FLYWHEEL_SPARK_REMOTE"):
+        try:
+            session.stop()
+        except Exception:  # noqa: BLE001 - the server is gone (the job's own error says so): nothing to release
+            pass
 
 
 def open_pipes():
