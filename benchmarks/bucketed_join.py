@@ -49,31 +49,30 @@ def build(bench: Bench, lake: Path, database: str, buckets: int) -> None:
 
 
 def measure(bench: Bench, database: str, kind: str, trials: int) -> dict:
-    spark = bench.session()
-    sql = QUERY.format(db=database, a=f"{kind}_ibe_01", b=f"{kind}_addressable_ids")
-    plan = spark.sql("EXPLAIN " + sql).collect()[0][0]
-    spark.sql(sql).collect()  # warm-up: file listing and metadata caches
-    before = bench.stage_totals()
-    seconds = median_time(lambda: spark.sql(sql).collect(), trials)
-    shuffled = (bench.stage_totals()["shuffleWriteBytes"] - before["shuffleWriteBytes"]) // trials
-    row = spark.sql(sql).collect()[0]
+    spark = bench.session()  # after build: its steps release the sessions they used
+    spark.conf.set("spark.sql.autoBroadcastJoinThreshold", "-1")
+    try:
+        sql = QUERY.format(db=database, a=f"{kind}_ibe_01", b=f"{kind}_addressable_ids")
+        plan = spark.sql("EXPLAIN " + sql).collect()[0][0]
+        spark.sql(sql).collect()  # warm-up: file listing and metadata caches
+        before = bench.stage_totals()
+        seconds = median_time(lambda: spark.sql(sql).collect(), trials)
+        shuffled = (bench.stage_totals()["shuffleWriteBytes"] - before["shuffleWriteBytes"]) // trials
+        row = spark.sql(sql).collect()[0]
+    finally:
+        spark.conf.unset("spark.sql.autoBroadcastJoinThreshold")
     return {"seconds": seconds, "exchanges": plan.count("Exchange hashpartitioning"), "shuffle_bytes": shuffled,
             "answer": (row["n"], row["h"])}
 
 
 def run(bench: Bench, lake: Path, trials: int = 3, buckets=(256, 8)) -> tuple[str, dict]:
-    spark = bench.session()
-    spark.conf.set("spark.sql.autoBroadcastJoinThreshold", "-1")
     results = {}
-    try:
-        for count in buckets:
-            database = f"bench_join_{count}"
-            build(bench, lake, database, count)
-            if "ext" not in results:
-                results["ext"] = measure(bench, database, "ext", trials)
-            results[count] = measure(bench, database, "bucketed", trials)
-    finally:
-        spark.conf.unset("spark.sql.autoBroadcastJoinThreshold")
+    for count in buckets:
+        database = f"bench_join_{count}"
+        build(bench, lake, database, count)
+        if "ext" not in results:
+            results["ext"] = measure(bench, database, "ext", trials)
+        results[count] = measure(bench, database, "bucketed", trials)
     ext = results["ext"]
     assert all(r["answer"] == ext["answer"] for r in results.values()), "the joins disagree"
     rows = [["ext_ibe_01 x ext_addressable_ids (baseline)", f"{ext['seconds']:.2f}", "1.00x", ext["exchanges"],
