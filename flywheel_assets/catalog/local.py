@@ -22,7 +22,7 @@ from flywheel_assets.catalog.names import (
     quote,
 )
 from flywheel_assets.local_spark import LocalSpark
-from flywheel_assets.spark_jobs.runtime import fail_fast_when_gone
+from flywheel_assets.spark_jobs.runtime import fail_fast_when_gone, stop_quietly
 from flywheel_assets.core import publish, storage
 
 
@@ -87,11 +87,8 @@ def close_sessions(*urls: str) -> None:
     is dropped all the same."""
     for url in urls or list(_sessions):
         session = _sessions.pop(url, None)
-        try:
-            if session is not None:
-                session.stop()
-        except Exception:  # noqa: BLE001 - its server is gone: nothing left to release
-            pass
+        if session is not None:
+            stop_quietly(session)
 
 
 def _columns_sql(columns: list[Column]) -> str:

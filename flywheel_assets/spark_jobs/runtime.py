@@ -79,15 +79,20 @@ def spark_session(app_name: str):
     return builder.getOrCreate()
 
 
+def stop_quietly(session) -> None:
+    """Stop (release) a Spark Connect session; one whose server is gone has nothing left to release."""
+    try:
+        session.stop()
+    except Exception:  # noqa: BLE001 - the server is gone; the caller's own error says so
+        pass
+
+
 def release(session) -> None:
     """Release a Spark Connect session on the local server when the job is done: the server keeps an
     unreleased one for an hour (Spark Connect's default session timeout), with every table listing
     it cached. A classic session ends with its Glue or EMR job."""
     if os.environ.get("FLYWHEEL_SPARK_REMOTE"):
-        try:
-            session.stop()
-        except Exception:  # noqa: BLE001 - the server is gone (the job's own error says so): nothing to release
-            pass
+        stop_quietly(session)
 
 
 def open_pipes():
