@@ -1,12 +1,15 @@
 """The code location loads, and the graph reads like the run book."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from dagster import AssetKey, Definitions, DynamicPartitionsDefinition
+from dagster import AssetKey, DagsterInstance, Definitions, DynamicPartitionsDefinition
 
 from flywheel_assets.core.jobs import JOBS
-from flywheel_assets.definitions import SNAPSHOT_JOB, build_definitions, defs
+from flywheel_assets.definitions import SNAPSHOT_JOB, STEP_PRELOAD, build_definitions, defs
 from flywheel_assets.demo_data import PRODUCTION_TABLES, DemoSpec, write_demo_lake
 from flywheel_assets.pipelines import build_assets
 from flywheel_assets.catalog.aws import GlueAthenaCatalog
@@ -169,3 +172,42 @@ def test_addressable_mapping_is_optional_only_at_its_default_path(tmp_path):
     infobase = JOBS["infobase_split_and_part"]
     args = SplitConfig(**infobase.defaults()).arguments(lake, "2024-02-15", infobase)
     assert args["CSV_FILE"] == str(tmp_path / infobase.csv_file) and args["SNAPSHOT_MATCH"] == "exact"
+
+
+def test_snapshot_steps_are_forked_with_the_code_location_storage_and_spark_client_imported(tmp_path):
+    """The fork server ignores a preload module it cannot import: a renamed module would only
+    cost every step its imports again, silently. A step forked as Dagster forks them must find
+    every STEP_PRELOAD module already imported."""
+    found = tmp_path / "found"
+    script = f"""
+import multiprocessing, multiprocessing.forkserver
+from flywheel_assets.definitions import STEP_PRELOAD
+from flywheel_assets.orchestration import execute_snapshot_job  # noqa: F401 (what starts it for `flywheel run`)
+ctx = multiprocessing.get_context("forkserver")
+ctx.set_forkserver_preload(STEP_PRELOAD)
+child = ctx.Process(target=exec, args=(
+    "import sys; open({str(found)!r}, 'w').write(' '.join(m for m in STEP_PRELOAD if m in sys.modules))",
+    {{"STEP_PRELOAD": STEP_PRELOAD}}))
+child.start()
+child.join(120)
+assert child.exitcode == 0, child.exitcode
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert found.read_text().split() == STEP_PRELOAD
+
+
+def test_local_event_log_shards_skip_fsync_and_the_run_list_does_not(tmp_path):
+    """Dagster's SQLite event log (run shards and the asset index under history/runs/) hands writes
+    to the OS unsynced; the run list, schedules and sensors' cursors keep SQLite's default."""
+    instance = DagsterInstance.local_temp(str(tmp_path))
+    run_id = "8c1d1c7e-4c2f-4a1e-9a0c-0d8f2b6a1e11"
+    with instance.event_log_storage.run_connection(run_id) as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 0  # OFF
+    with instance.event_log_storage.index_connection() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 0
+    with instance.run_storage.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL, SQLite's default
+    with instance.schedule_storage.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
