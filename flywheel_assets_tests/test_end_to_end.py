@@ -130,6 +130,8 @@ def test_every_row_and_mapped_column_in_every_table(unseen_lake, latest_run):
 def test_summary_and_instance_record_the_run(latest_run):
     home, proc = latest_run
     assert "snapshot_dt=2024-06-01" in proc.stdout
+    logged = proc.stdout + proc.stderr  # a clean run logs no error, not even a handled one
+    assert not [l for l in logged.splitlines() if '"level": "ERROR"' in l or " - ERROR - " in l or "Traceback" in l]
     for asset in ("infobase_split", "addressable_bucket", "infobase_split_part", "addressable_split_part"):
         line = next(l for l in proc.stdout.splitlines() if l.startswith(asset + " "))
         tables = 1 if "addressable" in asset else 3

@@ -65,8 +65,9 @@ def _new_session(url: str, log: str = ""):
     from pyspark.sql import SparkSession
 
     # The Connect client logs every failed statement with its JVM stack trace; callers report
-    # the error themselves, once.
-    for name in ("pyspark", "SQLQueryContextLogger"):
+    # the error themselves, once. Its own logger has a level of its own and is off only until
+    # something calls logging.config.dictConfig (Dagster does, in every step process).
+    for name in ("pyspark", "pyspark.sql.connect.logging", "SQLQueryContextLogger"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
     session = SparkSession.builder.remote(url).create()
     fail_fast_when_gone(session, url, log)
