@@ -20,7 +20,7 @@ from flywheel_assets.tables import TableSet, read_table_set
 
 SNAPSHOT_JOB = "flywheel_snapshot"
 # What every step process needs, imported once by the fork server the steps are forked from
-# instead of in each of them (about 1.6 s a step here): this code location, the instance's
+# instead of in each of them (about 0.9 CPU-s a step here): this code location, the instance's
 # storage (SQLite locally, PostgreSQL deployed; a module that is not installed is skipped)
 # and the Spark Connect client. Dagster's own default preloads its executor module alone.
 STEP_PRELOAD = ["dagster._core.executor.multiprocess", "flywheel_assets.definitions",
