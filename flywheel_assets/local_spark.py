@@ -137,6 +137,11 @@ def _locked(path: Path):
 # 100% with 30,000 methods queued on an idle server). At 512 MB: 131 MB used after 4 runs; the test
 # suite's server peaks at 97 MB.
 JIT_CODE_CACHE = "-XX:ReservedCodeCacheSize=512m"
+# The throughput collector instead of G1 (the JVM's default): the server is a batch engine, and
+# G1's concurrent marking took 5-8 CPU-s of a run's 60 on 2 cores. Fresh servers, one cold run
+# then two warm ones, alternated twice: server CPU 137-142, 72-76, 60-61 CPU-s against G1's
+# 150-160, 80-83, 62 (docs/benchmarks.md). Its pauses stop the JVM (well under a second here).
+THROUGHPUT_GC = "-XX:+UseParallelGC"
 
 
 class SparkServer:
@@ -172,7 +177,7 @@ class SparkServer:
             # <session>_resources folder per session and Spark its spark-*/blockmgr-* folders when
             # the JVM is killed; in /tmp they piled up (715 + 249 on a developer's machine in 2 days).
             "spark.driver.extraJavaOptions": f"-Dderby.system.home={home} -Djava.io.tmpdir={home / 'tmp'} "
-                                             f"{JIT_CODE_CACHE}",
+                                             f"{JIT_CODE_CACHE} {THROUGHPUT_GC}",
             "spark.local.dir": str(home / "tmp"),
             "spark.driver.memory": self.driver_memory,
             "spark.ui.enabled": "false",

@@ -165,13 +165,15 @@ def test_the_local_file_system_sets_hadoops_modes_without_a_chmod_process(tmp_pa
     assert spark.conf.get("spark.hadoop.fs.file.impl") == FAST_LOCAL_FS  # the test server writes through it
 
 
-def test_the_server_jvm_has_room_for_the_code_it_generates(spark_server):
+def test_the_server_jvm_has_room_for_the_code_it_generates_and_a_throughput_collector(spark_server):
     """The JIT's code cache as set (JIT_CODE_CACHE): at the JVM's default 240 MB it fills after a
-    few runs and the compiler thread then takes a core recompiling what it flushed."""
+    few runs and the compiler thread then takes a core recompiling what it flushed. The collector
+    is the throughput one (THROUGHPUT_GC), not G1 with its concurrent marking."""
     pid = json.loads(spark_server.state_file.read_text())["pid"]
     flags = subprocess.run(["jcmd", str(pid), "VM.flags"], capture_output=True, text=True, timeout=60)
     assert flags.returncode == 0, flags.stderr
     assert f"-XX:ReservedCodeCacheSize={512 * 1024 * 1024}" in flags.stdout.split()
+    assert "-XX:+UseParallelGC" in flags.stdout.split() and "-XX:+UseG1GC" not in flags.stdout.split()
 
 
 def test_the_server_keeps_its_temporary_files_in_its_home(spark_server, catalog):
