@@ -1,7 +1,7 @@
 """The Dagster instance configuration (``$FLYWHEEL_HOME/dagster/dagster.yaml``), from the settings.
 
-Both: the run queue's limits and run monitoring. Locally: SQLite under FLYWHEEL_HOME, compute logs
-on disk. In production (``FLYWHEEL_PG_HOST`` set): run, event-log and schedule storage in PostgreSQL
+Both: the run queue's limits and run monitoring. Locally: SQLite under FLYWHEEL_HOME (its event log
+unsynced, relax_local_event_log_sync), compute logs on disk. In production (``FLYWHEEL_PG_HOST`` set): run, event-log and schedule storage in PostgreSQL
 (dagster-postgres), a run whose worker died re-run once (input errors and failed checks never
 are), and with ``FLYWHEEL_ENV=aws`` compute logs on S3 (dagster-aws).
 Connection settings are written as references to the environment (``{env: FLYWHEEL_PG_PASSWORD}``),

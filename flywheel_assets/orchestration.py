@@ -237,12 +237,20 @@ def refuse_overlap(instance: DagsterInstance, snapshot: str) -> None:
         raise FlywheelInputError(f"snapshot_dt={snapshot} is already being materialized by run {running[0].run_id}")
 
 
-def execute_snapshot_job(instance: DagsterInstance, **options):
-    """Execute the snapshot job in this process. The fork server its steps are forked from is
-    started first: its imports (STEP_PRELOAD, about 2 s) then overlap Dagster planning the run
-    (about 3 s of events) instead of delaying the first steps; the executor finds it running."""
-    multiprocessing.get_context("forkserver").set_forkserver_preload(STEP_PRELOAD)
+def start_step_fork_server():
+    """Start the fork server the snapshot job's steps are forked from, with STEP_PRELOAD imported
+    in it, and return its multiprocessing context; Dagster's executor finds it running."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(STEP_PRELOAD)
     multiprocessing.forkserver.ensure_running()
+    return context
+
+
+def execute_snapshot_job(instance: DagsterInstance, **options):
+    """Execute the snapshot job in this process, the fork server started first: its imports (about
+    2 s) then overlap Dagster planning the run (about 3 s of events) instead of delaying the first
+    steps."""
+    start_step_fork_server()
     return execute_job(reconstructable(flywheel_snapshot_job), instance=instance, raise_on_error=False, **options)
 
 

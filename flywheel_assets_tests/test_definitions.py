@@ -180,12 +180,9 @@ def test_snapshot_steps_are_forked_with_the_code_location_storage_and_spark_clie
     every STEP_PRELOAD module already imported."""
     found = tmp_path / "found"
     script = f"""
-import multiprocessing, multiprocessing.forkserver
 from flywheel_assets.definitions import STEP_PRELOAD
-from flywheel_assets.orchestration import execute_snapshot_job  # noqa: F401 (what starts it for `flywheel run`)
-ctx = multiprocessing.get_context("forkserver")
-ctx.set_forkserver_preload(STEP_PRELOAD)
-child = ctx.Process(target=exec, args=(
+from flywheel_assets.orchestration import start_step_fork_server
+child = start_step_fork_server().Process(target=exec, args=(
     "import sys; open({str(found)!r}, 'w').write(' '.join(m for m in STEP_PRELOAD if m in sys.modules))",
     {{"STEP_PRELOAD": STEP_PRELOAD}}))
 child.start()
