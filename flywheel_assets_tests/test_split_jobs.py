@@ -374,3 +374,53 @@ def test_selected_tables_only_are_written(spark, lake):
     with pytest.raises(FlywheelInputError, match=r"--TABLES names ibe_99, which .* does not have \(it has: IBE_01, "):
         run_split(spark, JOBS["infobase_split_and_bucket"], p["ib_raw"], p["cluster_ib"], LATEST,
                   load_mapping(p["bucket_csv"]), mb, tables=["IBE_99"])
+
+
+def dictionary_encoded(folder: Path) -> dict[str, bool]:
+    """column -> whether every file's first row group stores it with a dictionary."""
+    out: dict[str, bool] = {}
+    for f in sorted(folder.rglob("*.parquet")):
+        group = pq.ParquetFile(f).metadata.row_group(0)
+        for i in range(group.num_columns):
+            chunk = group.column(i)
+            out[chunk.path_in_schema] = out.get(chunk.path_in_schema, True) and chunk.has_dictionary_page
+    return out
+
+
+def test_dictionaries_parquet_would_drop_are_not_built_and_the_files_are_the_same(spark, tmp_path, monkeypatch):
+    import numpy as np
+
+    from flywheel_assets.spark_jobs import encoding, split as split_module
+
+    rng, rows = np.random.default_rng(3), 30_000  # more than a first page
+    src = tmp_path / "src" / "snapshot_dt=2024-05-01"
+    write_source(src, pa.table({
+        "Customer_User_id": [f"CU{n:08d}" for n in rng.permutation(rows)],  # distinct: plain
+        "Amount": rng.random(rows) * 1000,  # distinct: plain
+        "Visits": pa.array(rng.integers(0, 10, rows)),  # ten values: dictionary
+        "Segment": pa.array(np.array(["A", "B", "C"], dtype=object)[rng.integers(0, 3, rows)]),
+        "Batch": pa.array(np.arange(rows) // 500),  # distinct ids in long runs: dictionary (ids run-length encode)
+        "Seen": pa.array(rng.integers(0, 20_000, rows).astype("int32")).cast(pa.date32()),  # parquet decides
+    }))
+    predicted = {c.lower() for c in encoding.dropped_dictionaries(
+        [str(f) for f in src.glob("*.parquet")], ["Customer_User_id", "Amount", "Visits", "Segment", "Batch", "Seen"],
+        {f.name: f.type for f in pq.read_schema(next(src.glob("*.parquet")))})}
+    assert {"customer_user_id", "amount"} <= predicted and not predicted & {"visits", "segment", "batch"}
+
+    def written(name: str) -> Path:
+        run_split(spark, JOBS["addressable_bucket"], str(tmp_path / "src"), str(tmp_path / name), "_NONE_", None, MB)
+        return tmp_path / name / "addressable_ids"
+
+    monkeypatch.setattr(split_module, "dropped_dictionaries", lambda *a: set())
+    parquets_own = written("parquet-decides")  # every dictionary built; parquet keeps or drops each
+    monkeypatch.undo()
+    predicted_run = written("predicted")
+    assert {c for c, kept in dictionary_encoded(parquets_own).items() if not kept} == predicted
+    assert dictionary_encoded(predicted_run) == dictionary_encoded(parquets_own)
+    assert read_output(predicted_run).equals(read_output(parquets_own))
+    assert sum(f.stat().st_size for f in predicted_run.rglob("*.parquet")) == \
+        sum(f.stat().st_size for f in parquets_own.rglob("*.parquet"))
+
+    # the option reaches the writer: a column it names is written without a dictionary
+    monkeypatch.setattr(split_module, "dropped_dictionaries", lambda *a: {"Visits"})
+    assert dictionary_encoded(written("forced"))["visits"] is False

@@ -14,6 +14,7 @@ from typing import Optional
 
 from flywheel_assets.core import publish, sizing, storage
 from flywheel_assets.spark_jobs.checks import blocking_failures
+from flywheel_assets.spark_jobs.encoding import dropped_dictionaries
 from flywheel_assets.core.errors import FlywheelInputError
 from flywheel_assets.core.mapping import COLUMN_NAME, KEY_COLUMN, Mapping, missing_columns, normalize
 from flywheel_assets.spark_jobs.runtime import spark_path
@@ -291,14 +292,20 @@ def run_split(
         f"{len(plans)} tables, {len(unmapped)} unmapped columns"
         + (f", skipped (missing columns): {', '.join(skipped)}" if skipped else ""))
 
-    # One pass over the key column only (parquet is columnar): row count and null/blank keys.
+    # One pass over the key column only (parquet is columnar): row count and null/blank keys. Meanwhile
+    # the driver samples the source for the columns parquet would write without a dictionary.
     key = source_column(sources[KEY_COLUMN])
     counts = df.select(key).agg(F.count(F.lit(1)).alias("rows"),
                                 F.sum(F.when(key.isNull() | (F.trim(key.cast("string")) == ""), 1).otherwise(0)).alias("bad"))
-    counts = counts.collect()[0]
+    with ThreadPoolExecutor(1) as sampling:
+        sampled = sampling.submit(dropped_dictionaries, [uri for uri, _ in files], [s for p in plans for s in p.sources],
+                                source_types)
+        counts = counts.collect()[0]
     source_rows, bad_keys = counts["rows"], counts["bad"] or 0
     if source_rows == 0:
         raise FlywheelInputError(f"snapshot {folder} is empty: 0 rows")
+    plain = sampled.result()
+    say(f"{len(plain)} of {len(used)} columns written without a dictionary (parquet would build and drop theirs)")
     result = SplitResult(job.name, snapshot, source, target, source_rows, sum(s for _, s in files), unmapped,
                          source_snapshot, bad_keys, allowed_bad_keys(max_bad_keys, source_rows), skipped)
     # Nothing a reader sees changes until every table is written and the blocking checks pass,
@@ -325,7 +332,11 @@ def run_split(
         out = df.select(*[source_column(s).alias(c) for c, s in zip(p.columns, p.sources)])
         out = out.coalesce(1) if p.files == 1 else out.repartition(p.files)
         folder = written[p.name]
-        out.write.mode("overwrite").parquet(spark_path(folder))
+        writer = out.write.mode("overwrite")
+        for c, s in zip(p.columns, p.sources):
+            if s in plain:  # parquet would build the dictionary and drop it (encoding.py)
+                writer = writer.option(f"parquet.enable.dictionary#{c}", "false")
+        writer.parquet(spark_path(folder))
         storage.write_text(storage.join(folder, publish.RECORD), record.folder_json())
         stats = sizing.folder_stats(folder)
         say(f"{p.name}: {stats.rows} rows, {stats.files} files, {stats.bytes} bytes")
