@@ -33,13 +33,18 @@ def dropped_dictionaries(files: list[str], columns: list[str], types: dict) -> s
     for uri in files:
         filesystem, path = storage.filesystem_of(uri)
         with filesystem.open_input_file(path) as f:
-            for batch in pq.ParquetFile(f).iter_batches(batch_size=FIRST_PAGE_ROWS - rows, columns=candidates,
-                                                        use_threads=True):
+            source = pq.ParquetFile(f)
+            schema = source.schema_arrow
+            if any(c not in schema.names or schema.field(c).type != types[c] for c in candidates):
+                break  # a file unlike the first (Spark reads it with the first's schema): sample what came before
+            for batch in source.iter_batches(batch_size=FIRST_PAGE_ROWS - rows, columns=candidates, use_threads=True):
                 batches.append(batch)
                 rows += batch.num_rows
                 break
         if rows >= FIRST_PAGE_ROWS:
             break
+    if not batches:
+        return set()
     import pyarrow as pa
 
     sample = pa.Table.from_batches(batches)
