@@ -88,6 +88,7 @@ def run_before(work: Path) -> float:
     from flywheel_assets.local_spark import SparkServer
 
     server = SparkServer(work / "spark-raw-local-fs", "local[2]", "4g", conf=RAW_LOCAL_FS)
+    watchdog = server.stop_with_caller()  # noqa: F841 (held until the run ends)
     url = server.ensure()
     try:
         timed_run(url, work, "before-warm-up")

@@ -34,6 +34,7 @@ class Bench:
         self.ui_port = free_port()
         self.server = SparkServer(home / "spark", "local[2]", "4g",
                                   conf={"spark.ui.enabled": "true", "spark.ui.port": str(self.ui_port)})
+        self.watchdog = self.server.stop_with_caller()  # a killed benchmark leaves no server to slow the next one
         self.url = self.server.ensure()
 
     def session(self):

@@ -101,21 +101,23 @@ SPARK_HOME_VAR = "FLYWHEEL_TEST_SPARK_SERVER_HOME"
 def pytest_configure(config):
     """The test run's one Spark server home, chosen before pytest-xdist starts its workers (they
     inherit the environment): the workers share one server, one JVM warmed up once, instead of a
-    server each (the suite on 2 cores: 7 min 56 s with one per worker)."""
+    server each (the suite on 2 cores: 7 min 56 s with one per worker). The controller's watchdog
+    stops that server and removes its home when the run ends, even a run killed outright."""
     import tempfile
+
+    from flywheel_assets.local_spark import SparkServer
 
     if not hasattr(config, "workerinput"):
         os.environ[SPARK_HOME_VAR] = tempfile.mkdtemp(prefix="flywheel-test-spark-")
+        config._flywheel_server_watchdog = SparkServer(os.environ[SPARK_HOME_VAR]).stop_with_caller(remove_home=True)
 
 
 def pytest_unconfigure(config):
     """The run's controller stops the shared server once every worker is done with it."""
-    home = os.environ.get(SPARK_HOME_VAR)
-    if home and not hasattr(config, "workerinput"):
-        from flywheel_assets.local_spark import SparkServer
-
-        SparkServer(home).stop()
-        shutil.rmtree(home, ignore_errors=True)
+    watchdog = getattr(config, "_flywheel_server_watchdog", None)
+    if watchdog:
+        watchdog.stdin.close()
+        watchdog.wait(timeout=120)
 
 
 # pytest-xdist (`make test`) hands whole files to its two workers in collection order: the

@@ -211,3 +211,37 @@ def test_steps_and_split_jobs_release_their_server_sessions(spark_url, catalog, 
         finally:
             again.client.close()
     assert catalog.spark.sql("SELECT 1").collect()[0][0] == 1  # the catalog opens a new one when next used
+
+
+def test_a_server_tied_to_its_caller_is_stopped_when_the_caller_is_killed(tmp_path):
+    """The test suite's and the benchmarks' servers die with their run, even one killed outright
+    (`pkill -f pytest`, SIGKILL), instead of using a core until someone notices. A stand-in server
+    (a listening process in its own session, as the JVM is) keeps the test off the JVM."""
+    import time
+
+    home = tmp_path / "spark-home"
+    home.mkdir()
+    server = subprocess.Popen([sys.executable, "-c", "import socket, time; s = socket.socket(); "
+                               "s.bind(('127.0.0.1', 0)); s.listen(); print(s.getsockname()[1], flush=True); "
+                               "time.sleep(600)"], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        port = int(server.stdout.readline())
+        (home / "server.json").write_text(json.dumps({"pid": server.pid, "port": port}))
+        assert SparkServer(home).running_url() == f"sc://127.0.0.1:{port}"
+        caller = subprocess.Popen([sys.executable, "-c", "import sys, time; from flywheel_assets.local_spark import "
+                                   "SparkServer; SparkServer(sys.argv[1]).stop_with_caller(remove_home=True); "
+                                   "print('tied', flush=True); time.sleep(600)", str(home)],
+                                  stdout=subprocess.PIPE, text=True)
+        assert caller.stdout.readline().strip() == "tied"
+        time.sleep(4)  # time for a watchdog to import and stop the server, had it been told to
+        assert server.poll() is None  # the caller lives: the server runs on
+        caller.kill()
+        caller.wait()
+        assert server.wait(timeout=30) == -signal.SIGTERM
+        deadline = time.monotonic() + 10
+        while home.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not home.exists()
+    finally:
+        if server.poll() is None:
+            server.kill()
