@@ -158,11 +158,11 @@ def spark_url(spark_server):
 
 @pytest.fixture(scope="session")
 def spark(spark_url):
-    from flywheel_assets.spark_jobs.runtime import spark_session
+    from flywheel_assets.spark_jobs.runtime import spark_session, stop_quietly
 
     session = spark_session("flywheel-tests")
     yield session
-    session.stop()
+    stop_quietly(session)
 
 
 @pytest.fixture(scope="session")

@@ -154,15 +154,31 @@ def test_deploy_says_which_catalog_locations_lake_formation_does_not_know(deploy
     assert len(warnings) == 1 and "cannot list registered locations (AccessDeniedException)" in warnings[0]
 
 
+def job_env(bundle: str, endpoint: str, spark_remote: str) -> dict:
+    """A stand-in job's environment: the bundle, moto's endpoint and its keys, nothing of ours.
+    Its Spark: a classic session of its own, as the script makes on Glue or EMR (a JVM started per
+    run), or with ``spark_remote`` the test run's server, for the tests about what surrounds the
+    job (retries, messages, credentials, data): a JVM start is 15-20 CPU-s of a 2-core machine."""
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"), "PYTHONPATH": bundle,
+           "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    if "JAVA_HOME" in os.environ:
+        env["JAVA_HOME"] = os.environ["JAVA_HOME"]
+    if spark_remote:
+        env["FLYWHEEL_SPARK_REMOTE"] = spark_remote
+    return env
+
+
 class GlueStandIn:
     """moto records the job runs; this runs them: the job's ScriptLocation and --extra-py-files are
     downloaded from (moto's) S3 and executed as Glue would, `python script.py --ARG value ...`, on
-    local Spark. ``force_state`` makes the next run end in that state (TIMEOUT, ERROR...)."""
+    local Spark (see job_env). ``force_state`` makes the next run end in that state (TIMEOUT, ERROR...)."""
 
-    def __init__(self, endpoint: str):
+    def __init__(self, endpoint: str, spark_remote: str = ""):
         self.glue = boto3.client("glue")
         self.s3 = boto3.client("s3")
         self.endpoint = endpoint
+        self.spark_remote = spark_remote
         self.runs: dict[str, _Run] = {}
         self.force_state: str | None = None
         self.force_once = False
@@ -189,11 +205,7 @@ class GlueStandIn:
         script = self._download(job["Command"]["ScriptLocation"], workdir)
         bundle = self._download(job["DefaultArguments"]["--extra-py-files"], workdir)
         args = [item for pair in {**job["DefaultArguments"], **Arguments}.items() for item in pair]
-        env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"), "PYTHONPATH": bundle,
-               "AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": "testing",
-               "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-        if "JAVA_HOME" in os.environ:
-            env["JAVA_HOME"] = os.environ["JAVA_HOME"]
+        env = job_env(bundle, self.endpoint, self.spark_remote)
         proc = subprocess.Popen([sys.executable, script, *args], env=env, cwd=workdir,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         lines: list[str] = []  # both streams, as they come
@@ -242,10 +254,18 @@ class GlueStandIn:
 
 @pytest.fixture
 def glue_stand_in(deployed, monkeypatch):
+    """Glue running the deployed scripts with a Spark session of their own, as on Glue."""
     settings, _ = deployed
     stand_in = GlueStandIn(os.environ["AWS_ENDPOINT_URL"])
     monkeypatch.setattr(GlueSparkRunner, "glue_client", lambda self: stand_in)
     return settings, stand_in
+
+
+@pytest.fixture
+def glue_on_test_server(glue_stand_in, spark_url):
+    """The same, the scripts' Spark the test run's server (job_env)."""
+    glue_stand_in[1].spark_remote = spark_url
+    return glue_stand_in
 
 
 def materialize_on_glue(settings, lake, name, snapshot=LATEST, config=None, assets=None):
@@ -287,7 +307,7 @@ def test_split_asset_runs_the_deployed_script_through_pipes_glue_client(glue_sta
         "row_count": True, "columns": True, "key_not_null": True, "file_sizing": True, "not_skipped": True}
 
 
-def test_production_inputs_through_glue_land_every_mapped_column_and_row(glue_stand_in, lake):
+def test_production_inputs_through_glue_land_every_mapped_column_and_row(glue_on_test_server, lake):
     """The production-format mapping and sources through the deployed script on the Glue stand-in:
     every mapped column in its table, lowercased, key first, every source row; the addressable
     part job without a mapping (as deployed) takes every column of the earlier-landed source."""
@@ -295,7 +315,7 @@ def test_production_inputs_through_glue_land_every_mapped_column_and_row(glue_st
 
     from flywheel_assets.core.mapping import load_mapping
 
-    settings, stand_in = glue_stand_in
+    settings, stand_in = glue_on_test_server
     for asset in ("infobase_split_part", "addressable_split_part"):
         result = materialize_on_glue(settings, lake, asset)
         assert result.success, [e.step_failure_data.error.message for e in result.get_step_failure_events()]
@@ -315,14 +335,14 @@ def test_production_inputs_through_glue_land_every_mapped_column_and_row(glue_st
     assert addressable.column_names == [c.lower() for c in raw.column_names] and addressable.num_rows == raw.num_rows
 
 
-def test_no_credentials_in_job_arguments_events_or_objects(glue_stand_in, lake, monkeypatch):
+def test_no_credentials_in_job_arguments_events_or_objects(glue_on_test_server, lake, monkeypatch):
     """The orchestrator's keys stay in its environment: not in Glue arguments, Pipes messages
     on S3, event log or metadata (the job runs with its own role)."""
     from flywheel_assets_tests.conftest import SECRETS, leaked
 
     for key, value in SECRETS.items():
         monkeypatch.setenv(key, value)
-    settings, stand_in = glue_stand_in
+    settings, stand_in = glue_on_test_server
     result = materialize_on_glue(settings, lake, "addressable_bucket")
     assert result.success
     s3 = boto3.client("s3")
@@ -365,8 +385,8 @@ def test_glue_timeout_is_retried_twice_then_reported_as_such(glue_stand_in, lake
     assert message.endswith("(failed again after 2 retries)")
 
 
-def test_a_transient_glue_failure_is_retried_and_the_asset_materializes(glue_stand_in, lake):
-    settings, stand_in = glue_stand_in
+def test_a_transient_glue_failure_is_retried_and_the_asset_materializes(glue_on_test_server, lake):
+    settings, stand_in = glue_on_test_server
     stand_in.force_state = "ERROR"
     stand_in.force_once = True  # the next run only
     result = materialize_on_glue(settings, lake, "addressable_bucket")
@@ -379,9 +399,10 @@ class EMRServerlessStandIn:
     """EMR Serverless as PipesEMRServerlessClient sees it: start_job_run runs the deployed entry
     point from (moto's) S3 with the --py-files bundle and the driverEnv variables Pipes added."""
 
-    def __init__(self, endpoint: str):
+    def __init__(self, endpoint: str, spark_remote: str = ""):
         self.s3 = boto3.client("s3")
         self.endpoint = endpoint
+        self.spark_remote = spark_remote
         self.runs: dict[str, subprocess.Popen] = {}
         self.started: list[dict] = []
 
@@ -398,9 +419,7 @@ class EMRServerlessStandIn:
         script = self._download(submit["entryPoint"], workdir)
         words = submit["sparkSubmitParameters"].split()
         bundle = self._download(words[words.index("--py-files") + 1], workdir)
-        env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"), "PYTHONPATH": bundle,
-               "AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": "testing",
-               "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+        env = job_env(bundle, self.endpoint, self.spark_remote)
         for word in words:
             if word.startswith("spark.emr-serverless.driverEnv."):
                 key, value = word[len("spark.emr-serverless.driverEnv."):].split("=", 1)
@@ -433,11 +452,11 @@ class EMRServerlessStandIn:
         return {"url": f"https://emr-studio.example/{jobRunId}"}
 
 
-def test_emr_serverless_runner_runs_the_deployed_script_through_pipes(deployed, lake, monkeypatch, capsys):
+def test_emr_serverless_runner_runs_the_deployed_script_through_pipes(deployed, lake, monkeypatch, capsys, spark_url):
     from flywheel_assets.resources import EMRServerlessSparkRunner
 
     settings, _ = deployed
-    stand_in = EMRServerlessStandIn(os.environ["AWS_ENDPOINT_URL"])
+    stand_in = EMRServerlessStandIn(os.environ["AWS_ENDPOINT_URL"], spark_url)
     monkeypatch.setattr(EMRServerlessSparkRunner, "emr_client", lambda self: stand_in)
     runner = EMRServerlessSparkRunner(application_id="00fabc", execution_role_arn="arn:aws:iam::123456789012:role/emr",
                                       artifacts_s3=settings.artifacts_s3, pipes_s3=settings.pipes_s3,

@@ -42,6 +42,7 @@ def test_metastore_locked_by_another_jvm_is_waited_for_then_reported(tmp_path):
     from pyspark.sql import SparkSession
 
     from flywheel_assets.catalog.local import MetastoreLockedError, wait_for_metastore
+    from flywheel_assets.spark_jobs.runtime import stop_quietly
 
     first = SparkServer(tmp_path, "local[1]", "1g")
     holder = SparkSession.builder.remote(first.ensure()).create()
@@ -56,7 +57,7 @@ def test_metastore_locked_by_another_jvm_is_waited_for_then_reported(tmp_path):
         session = SparkSession.builder.remote(url).create()
         with pytest.raises(MetastoreLockedError, match="locked by another process .*same FLYWHEEL_HOME"):
             wait_for_metastore(session, url, wait_s=3, say=lambda msg: None)
-        holder.stop()
+        stop_quietly(holder)
         (tmp_path / "server.json").rename(tmp_path / "second.json")
         (tmp_path / "first.json").rename(tmp_path / "server.json")
         threading.Timer(3, first.stop).start()  # the other JVM ends while the catalog waits
@@ -66,7 +67,7 @@ def test_metastore_locked_by_another_jvm_is_waited_for_then_reported(tmp_path):
         assert [r.namespace for r in session.sql("SHOW DATABASES").collect()] == ["default", "held"]
     finally:
         if session:
-            session.stop()
+            stop_quietly(session)
         if (tmp_path / "second.json").exists():
             (tmp_path / "second.json").rename(tmp_path / "server.json")
         for pid in pids:
@@ -195,7 +196,7 @@ def test_steps_and_split_jobs_release_their_server_sessions(spark_url, catalog, 
     listing it cached. A released session cannot be attached to again."""
     from pyspark.sql import SparkSession
 
-    from flywheel_assets.spark_jobs.runtime import release, spark_session
+    from flywheel_assets.spark_jobs.runtime import never_finalized, release, spark_session
 
     monkeypatch.setenv("FLYWHEEL_SPARK_REMOTE", spark_url)
     job = spark_session("flywheel-test-release")
@@ -210,7 +211,30 @@ def test_steps_and_split_jobs_release_their_server_sessions(spark_url, catalog, 
                 again.sql("SELECT 1").collect()
         finally:
             again.client.close()
+            never_finalized(again)
     assert catalog.spark.sql("SELECT 1").collect()[0][0] == 1  # the catalog opens a new one when next used
+
+
+def test_a_stopped_session_is_never_finalized_while_the_process_runs(spark_url):
+    """PySpark 4.1, finalizing a Spark Connect session, shuts down a thread pool all sessions share
+    and waits for it; run by the garbage collector inside another thread's gRPC call, that deadlocks
+    (a suite run hung for good in bucketed_tables' concurrent builds). A session stopped through
+    stop_quietly stays referenced, so the collector never finalizes it."""
+    import gc
+    import weakref
+
+    from pyspark.sql import SparkSession
+
+    from flywheel_assets.spark_jobs.runtime import stop_quietly
+
+    session = SparkSession.builder.remote(spark_url).create()
+    assert session.sql("SELECT 1").collect()[0][0] == 1
+    finalized = []
+    ref = weakref.ref(session, finalized.append)
+    stop_quietly(session)
+    del session
+    gc.collect()
+    assert ref() is not None and not finalized
 
 
 def test_a_server_tied_to_its_caller_is_stopped_when_the_caller_is_killed(tmp_path):

@@ -78,7 +78,11 @@ def _session(url: str, log: str = ""):
     """This process's session with the server at ``url``, made once."""
     if url not in _sessions:
         session = _new_session(url, log)
-        wait_for_metastore(session, url)
+        try:
+            wait_for_metastore(session, url)
+        except BaseException:
+            stop_quietly(session)
+            raise
         _sessions[url] = session
     return _sessions[url]
 
@@ -416,7 +420,7 @@ class LocalCatalog(Catalog):
                 session.conf.set(key, value)
             return [tuple(row) for row in session.sql(sql).collect()]
         finally:
-            session.stop()
+            stop_quietly(session)
 
     def query(self, sql: str) -> tuple[list[str], list[tuple]]:
         if self.spark.catalog.databaseExists(identifier(self.database)):

@@ -79,12 +79,27 @@ def spark_session(app_name: str):
     return builder.getOrCreate()
 
 
+# PySpark 4.1's Spark Connect session, when the garbage collector finalizes it (`__del__`), shuts
+# down the thread pool every session in the process shares for its release calls, and waits for it.
+# Finalized inside another thread's gRPC call, it waits for release calls that wait for that call's
+# channel: a test run hung for good this way in bucketed_tables' four concurrent builds (SPARK-55362,
+# fixed in PySpark 4.2). So a session done with stays referenced until the process ends.
+_DONE_WITH: list = []
+
+
+def never_finalized(session) -> None:
+    """Keep a Spark Connect session this process is done with referenced until it ends (see _DONE_WITH)."""
+    _DONE_WITH.append(session)
+
+
 def stop_quietly(session) -> None:
-    """Stop (release) a Spark Connect session; one whose server is gone has nothing left to release."""
+    """Stop (release) a Spark Connect session; one whose server is gone has nothing left to release.
+    Use this, not ``session.stop()`` alone, so that the session is never finalized (_DONE_WITH)."""
     try:
         session.stop()
     except Exception:  # noqa: BLE001 - the server is gone; the caller's own error says so
         pass
+    never_finalized(session)
 
 
 def release(session) -> None:
