@@ -105,9 +105,9 @@ def pytest_configure(config):
     stops that server and removes its home when the run ends, even a run killed outright."""
     import tempfile
 
-    from flywheel_assets.local_spark import SparkServer
-
     if not hasattr(config, "workerinput"):
+        from flywheel_assets.local_spark import SparkServer
+
         os.environ[SPARK_HOME_VAR] = tempfile.mkdtemp(prefix="flywheel-test-spark-")
         config._flywheel_server_watchdog = SparkServer(os.environ[SPARK_HOME_VAR]).stop_with_caller(remove_home=True)
 
