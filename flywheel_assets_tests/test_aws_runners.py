@@ -158,7 +158,7 @@ def job_env(bundle: str, endpoint: str, spark_remote: str) -> dict:
     """A stand-in job's environment: the bundle, moto's endpoint and its keys, nothing of ours.
     Its Spark: a classic session of its own, as the script makes on Glue or EMR (a JVM started per
     run), or with ``spark_remote`` the test run's server, for the tests about what surrounds the
-    job (retries, messages, credentials, data): a JVM start is 15-20 CPU-s of a 2-core machine."""
+    job (retries, messages, credentials, data), which need no JVM started per job run."""
     env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"), "PYTHONPATH": bundle,
            "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
