@@ -37,10 +37,10 @@ def dropped_dictionaries(files: list[str], columns: list[str], types: dict) -> s
             schema = source.schema_arrow
             if any(c not in schema.names or schema.field(c).type != types[c] for c in candidates):
                 break  # a file unlike the first (Spark reads it with the first's schema): sample what came before
-            for batch in source.iter_batches(batch_size=FIRST_PAGE_ROWS - rows, columns=candidates, use_threads=True):
+            batch = next(source.iter_batches(batch_size=FIRST_PAGE_ROWS - rows, columns=candidates), None)
+            if batch is not None:  # the file's first rows, up to what the sample still needs
                 batches.append(batch)
                 rows += batch.num_rows
-                break
         if rows >= FIRST_PAGE_ROWS:
             break
     if not batches:
