@@ -13,7 +13,7 @@ from flywheel_assets import settings
 from flywheel_assets.catalog.names import Column, TableSpec
 from flywheel_assets.messages import step_error_message
 from flywheel_assets.resources import Lake
-from flywheel_assets.core import publish
+from flywheel_assets.core import publish, sizing
 from flywheel_assets.core.errors import FlywheelInputError
 from flywheel_assets.core.mapping import load_mapping
 from flywheel_assets.spark_jobs.split import JOBS, run_split
@@ -147,6 +147,18 @@ def test_bucketed_join_plans_no_shuffle(published_shared):
     rows = catalog.query(f"SELECT count(*) FROM {db}.bucketed_ibe_01 x JOIN {db}.bucketed_addressable_ids y "
                          f"ON x.customer_user_id = y.customer_user_id")[1][0][0]
     assert rows == SMALL.rows
+    # buckets of a few rows are written without a codec (snappy would not shrink them); the
+    # table's definition names none, and a large table's buckets stay snappy
+    files = sizing.data_files(catalog.describe(db, "bucketed_ibe_01").location)
+    codecs = {meta.row_group(0).column(i).compression for meta in map(sizing.footer, (uri for uri, _ in files))
+              for i in range(meta.num_columns)}
+    assert len(files) > 1 and codecs == {"UNCOMPRESSED"}
+    assert "compression" not in catalog.query(f"SHOW CREATE TABLE {db}.bucketed_ibe_01")[1][0][0].lower()
+    assert (sizing.bucket_compression(353_723, 256), sizing.bucket_compression(31_685_836, 256)) == \
+        ("uncompressed", "snappy")
+    with pytest.raises(FlywheelInputError, match="compression 'brotli'"):
+        catalog.replace_bucketed(db, "bucketed_x", (db, "ext_ibe_01"), "/tmp/unused", "customer_user_id", 4, "c",
+                                 compression="brotli")
 
 
 def test_rerunning_a_partition_changes_nothing(published_shared):

@@ -143,6 +143,18 @@ public class Probe {
     fs.create(new Path(args[0] + "/dir/file")).close();
     fs.setPermission(new Path(args[0] + "/dir/file"), new org.apache.hadoop.fs.permission.FsPermission((short) 0604));
     fs.create(new Path(args[0] + "/other")).close();
+    // a byte at a time (as Parquet's footers are written), then arrays around the 64 KB buffer
+    org.apache.hadoop.fs.FSDataOutputStream out = fs.create(new Path(args[0] + "/bytes"), true, 4096);
+    for (int i = 0; i < 70000; i++) out.write(i % 251);
+    byte[] chunk = new byte[100000];
+    for (int i = 0; i < chunk.length; i++) chunk[i] = (byte) (i % 251);
+    out.write(chunk, 0, 100000);
+    out.write(chunk, 7, 30);
+    System.out.println("position " + out.getPos());
+    out.close();
+    for (org.apache.hadoop.fs.FileSystem.Statistics stats : org.apache.hadoop.fs.FileSystem.getAllStatistics()) {
+      if (stats.getScheme().equals("file")) System.out.println("written " + stats.getBytesWritten());
+    }
     System.out.println(fs.getClass().getName());
   }
 }
@@ -150,7 +162,9 @@ public class Probe {
 
 
 def test_the_local_file_system_sets_hadoops_modes_without_a_chmod_process(tmp_path, spark):
-    """FastLocalFileSystem (jvm/): the modes Hadoop asks for (umask applied), set in-process."""
+    """FastLocalFileSystem (jvm/): the modes Hadoop asks for (umask applied), set in-process; and
+    what is written through its buffer arrives whole, at the positions the writer was told, and
+    counted in the file system's statistics."""
     from flywheel_assets.local_spark import FAST_LOCAL_FS, fast_local_fs_classes, spark_submit
 
     classes = fast_local_fs_classes()
@@ -163,6 +177,9 @@ def test_the_local_file_system_sets_hadoops_modes_without_a_chmod_process(tmp_pa
     assert out.stdout.strip().splitlines()[-1] == FAST_LOCAL_FS
     mode = {name: oct((tmp_path / "w" / name).stat().st_mode & 0o777) for name in ("dir", "dir/file", "other")}
     assert mode == {"dir": "0o750", "dir/file": "0o604", "other": "0o640"}  # umask 027, one explicit chmod
+    pattern = bytes(i % 251 for i in range(100000))
+    assert (tmp_path / "w" / "bytes").read_bytes() == pattern[:70000] + pattern + pattern[7:37]
+    assert f"position {170030}" in out.stdout and f"written {170030}" in out.stdout
     assert spark.conf.get("spark.hadoop.fs.file.impl") == FAST_LOCAL_FS  # the test server writes through it
 
 

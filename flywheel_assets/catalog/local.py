@@ -24,6 +24,7 @@ from flywheel_assets.catalog.names import (
 from flywheel_assets.local_spark import LocalSpark
 from flywheel_assets.spark_jobs.runtime import fail_fast_when_gone, stop_quietly
 from flywheel_assets.core import publish, storage
+from flywheel_assets.core.errors import FlywheelInputError
 
 
 _sessions: dict = {}
@@ -146,6 +147,7 @@ def _kind(fields: dict) -> dict:
     return {"external": (fields.get("Type") or "").upper() == "EXTERNAL", "parquet": "parquet" in formats}
 
 
+PARQUET_CODECS = frozenset({"snappy", "uncompressed", "gzip", "zstd", "lz4_raw"})
 KEY_STATS_CONF = {"spark.sql.sources.bucketing.enabled": "false", "spark.sql.files.openCostInBytes": "65536"}
 
 
@@ -348,14 +350,18 @@ class LocalCatalog(Catalog):
             self.sql(f"MSCK REPAIR TABLE {qualified(database, table)}")
 
     def replace_bucketed(self, database: str, name: str, source: tuple[str, str], location_base: str,
-                         bucket_column: str, bucket_count: int, comment: str, writers: int = 0) -> None:
+                         bucket_column: str, bucket_count: int, comment: str, writers: int = 0,
+                         compression: str = "") -> None:
         column, count = quote(bucket_column), positive(bucket_count, "BUCKET_COUNT", 100_000)
         writers = positive(writers or count, "writers", count)
+        if compression and compression not in PARQUET_CODECS:
+            raise FlywheelInputError(f"compression {compression!r} is not one of {', '.join(sorted(PARQUET_CODECS))}")
         # hash-partitioning into a divisor of the bucket count: each bucket in one task, one file
         self._replace(database, name, location_base, comment,
                       f"USING PARQUET CLUSTERED BY ({column}) INTO {count} BUCKETS",
                       f"SELECT /*+ REPARTITION({writers}, {column}) */ * FROM {qualified(*source)}",
-                      lambda existing: (existing.bucket_columns, existing.num_buckets) == ([bucket_column], count))
+                      lambda existing: (existing.bucket_columns, existing.num_buckets) == ([bucket_column], count),
+                      write_options=f"OPTIONS ('compression' = '{compression}')" if compression else "")
 
     def replace_identity_table(self, database: str, name: str, source: tuple[str, str], snapshot: str,
                                location_base: str, comment: str) -> None:
@@ -365,16 +371,17 @@ class LocalCatalog(Catalog):
                       lambda existing: not existing.num_buckets)
 
     def _replace(self, database: str, name: str, location_base: str, comment: str, storage_clause: str,
-                 select: str, same_layout) -> None:
+                 select: str, same_layout, write_options: str = "") -> None:
         """Build the table from ``select`` into a fresh folder under ``location_base``, then point
-        the table at it; the previous version's folder is kept for readers still on it."""
+        the table at it; the previous version's folder is kept for readers still on it.
+        ``write_options`` apply to this build's files only, not to the table's definition."""
         from pyspark.errors import AnalysisException
 
         final = qualified(database, name)
         staging_name = identifier(f"{name}__staging")
         staging = qualified(database, staging_name)
         new_location = location(storage.join(location_base, f"v{time.strftime('%Y%m%dT%H%M%S')}_{uuid.uuid4().hex[:8]}"))
-        build = f"CREATE TABLE {staging} {storage_clause} LOCATION '{new_location}' AS {select}"
+        build = f"CREATE TABLE {staging} {storage_clause} {write_options} LOCATION '{new_location}' AS {select}"
         try:
             try:
                 self.sql(build)

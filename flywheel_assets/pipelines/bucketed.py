@@ -214,10 +214,12 @@ def bucketed_tables_asset(tables: TableSet) -> AssetsDefinition:
             name = identifier(f"bucketed_{base}", "table")
             source = staged[base]
             comment = snapshot_comment(f"bucketed by {column} into {count}", snapshot, source.source_snapshot)
-            writers = sizing.bucket_writers(sum(size for _, size in sizing.data_files(source.location)), count)
+            source_bytes = sum(size for _, size in sizing.data_files(source.location))
+            writers = sizing.bucket_writers(source_bytes, count)
+            compression = sizing.bucket_compression(source_bytes, count)
             catalog.replace_bucketed(final_db, name, (staged_db, source.name), storage.join(base_location, base),
-                                     column, count, comment, writers)
-            context.log.info(f"built {final_db}.{name} ({writers} writer task(s))")
+                                     column, count, comment, writers, compression)
+            context.log.info(f"built {final_db}.{name} ({writers} writer task(s), {compression})")
             return name
 
         with ThreadPoolExecutor(max_workers=positive(config.max_concurrency, "max_concurrency", 32)) as pool:
