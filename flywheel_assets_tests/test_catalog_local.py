@@ -147,18 +147,23 @@ def test_bucketed_join_plans_no_shuffle(published_shared):
     rows = catalog.query(f"SELECT count(*) FROM {db}.bucketed_ibe_01 x JOIN {db}.bucketed_addressable_ids y "
                          f"ON x.customer_user_id = y.customer_user_id")[1][0][0]
     assert rows == SMALL.rows
-    # buckets of a few rows are written without a codec (snappy would not shrink them); the
-    # table's definition names none, and a large table's buckets stay snappy
+    # buckets of a few rows are written without a codec or dictionaries (neither would shrink
+    # them); the table's definition names neither, and a large table's buckets stay snappy
     files = sizing.data_files(catalog.describe(db, "bucketed_ibe_01").location)
-    codecs = {meta.row_group(0).column(i).compression for meta in map(sizing.footer, (uri for uri, _ in files))
-              for i in range(meta.num_columns)}
-    assert len(files) > 1 and codecs == {"UNCOMPRESSED"}
-    assert "compression" not in catalog.query(f"SHOW CREATE TABLE {db}.bucketed_ibe_01")[1][0][0].lower()
-    assert (sizing.bucket_compression(353_723, 256), sizing.bucket_compression(31_685_836, 256)) == \
-        ("uncompressed", "snappy")
-    with pytest.raises(FlywheelInputError, match="compression 'brotli'"):
-        catalog.replace_bucketed(db, "bucketed_x", (db, "ext_ibe_01"), "/tmp/unused", "customer_user_id", 4, "c",
-                                 compression="brotli")
+    chunks = [meta.row_group(0).column(i) for meta in map(sizing.footer, (uri for uri, _ in files))
+              for i in range(meta.num_columns)]
+    assert len(files) > 1 and {c.compression for c in chunks} == {"UNCOMPRESSED"}
+    assert not any(c.has_dictionary_page for c in chunks)
+    definition = catalog.query(f"SHOW CREATE TABLE {db}.bucketed_ibe_01")[1][0][0].lower()
+    assert "compression" not in definition and "dictionary" not in definition
+    assert (sizing.bucket_file_options(353_723, 256), sizing.bucket_file_options(31_685_836, 256)) == \
+        ({"compression": "uncompressed", "parquet.enable.dictionary": "false"}, {"compression": "snappy"})
+    for options, refused in (({"compression": "brotli"}, "compression 'brotli'"),
+                             ({"parquet.enable.dictionary": "no'"}, "parquet.enable.dictionary \"no'\""),
+                             ({"path": "/elsewhere"}, "parquet option 'path'")):
+        with pytest.raises(FlywheelInputError, match=refused):
+            catalog.replace_bucketed(db, "bucketed_x", (db, "ext_ibe_01"), "/tmp/unused", "customer_user_id", 4, "c",
+                                     file_options=options)
 
 
 def test_rerunning_a_partition_changes_nothing(published_shared):

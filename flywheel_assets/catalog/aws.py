@@ -227,7 +227,7 @@ class GlueAthenaCatalog(Catalog):
 
     def replace_bucketed(self, database: str, name: str, source: tuple[str, str], location_base: str,
                          bucket_column: str, bucket_count: int, comment: str, writers: int = 0,
-                         compression: str = "") -> None:
+                         file_options: dict[str, str] | None = None) -> None:
         staged = self.describe(source[0], source[1], partitions=False)
         if staged is None:
             raise AthenaQueryError(f"{source[0]}.{source[1]} does not exist: materialize ext_tables first")

@@ -99,11 +99,11 @@ class Catalog(ConfigurableResource):
 
     def replace_bucketed(self, database: str, name: str, source: tuple[str, str], location: str,
                          bucket_column: str, bucket_count: int, comment: str, writers: int = 0,
-                         compression: str = "") -> None:
+                         file_options: dict[str, str] | None = None) -> None:
         """(Re)build ``name`` from ``source`` into fresh files under ``location``; readers see the
         old table until the new one is complete, and a failure leaves the old one as it was.
-        ``writers`` (tasks writing it) and ``compression`` (its parquet codec) apply locally (see
-        sizing.bucket_writers, sizing.bucket_compression); engines that plan their own ignore them."""
+        ``writers`` (tasks writing it) and ``file_options`` (parquet writer options) apply locally
+        (see sizing.bucket_writers, sizing.bucket_file_options); engines that plan their own ignore them."""
         raise NotImplementedError
 
     def query(self, sql: str) -> tuple[list[str], list[tuple]]:

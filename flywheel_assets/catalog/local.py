@@ -148,6 +148,8 @@ def _kind(fields: dict) -> dict:
 
 
 PARQUET_CODECS = frozenset({"snappy", "uncompressed", "gzip", "zstd", "lz4_raw"})
+# the parquet writer options a bucketed build may set, and their values (they go into SQL)
+BUCKET_FILE_OPTIONS = {"compression": PARQUET_CODECS, "parquet.enable.dictionary": frozenset({"true", "false"})}
 KEY_STATS_CONF = {"spark.sql.sources.bucketing.enabled": "false", "spark.sql.files.openCostInBytes": "65536"}
 
 
@@ -351,17 +353,21 @@ class LocalCatalog(Catalog):
 
     def replace_bucketed(self, database: str, name: str, source: tuple[str, str], location_base: str,
                          bucket_column: str, bucket_count: int, comment: str, writers: int = 0,
-                         compression: str = "") -> None:
+                         file_options: dict[str, str] | None = None) -> None:
         column, count = quote(bucket_column), positive(bucket_count, "BUCKET_COUNT", 100_000)
         writers = positive(writers or count, "writers", count)
-        if compression and compression not in PARQUET_CODECS:
-            raise FlywheelInputError(f"compression {compression!r} is not one of {', '.join(sorted(PARQUET_CODECS))}")
+        for key, value in (file_options or {}).items():
+            if key not in BUCKET_FILE_OPTIONS:
+                raise FlywheelInputError(f"parquet option {key!r} is not one of {', '.join(sorted(BUCKET_FILE_OPTIONS))}")
+            if value not in BUCKET_FILE_OPTIONS[key]:
+                raise FlywheelInputError(f"{key} {value!r} is not one of {', '.join(sorted(BUCKET_FILE_OPTIONS[key]))}")
+        options = ", ".join(f"'{key}' = '{value}'" for key, value in (file_options or {}).items())
         # hash-partitioning into a divisor of the bucket count: each bucket in one task, one file
         self._replace(database, name, location_base, comment,
                       f"USING PARQUET CLUSTERED BY ({column}) INTO {count} BUCKETS",
                       f"SELECT /*+ REPARTITION({writers}, {column}) */ * FROM {qualified(*source)}",
                       lambda existing: (existing.bucket_columns, existing.num_buckets) == ([bucket_column], count),
-                      write_options=f"OPTIONS ('compression' = '{compression}')" if compression else "")
+                      write_options=f"OPTIONS ({options})" if options else "")
 
     def replace_identity_table(self, database: str, name: str, source: tuple[str, str], snapshot: str,
                                location_base: str, comment: str) -> None:

@@ -216,10 +216,11 @@ def bucketed_tables_asset(tables: TableSet) -> AssetsDefinition:
             comment = snapshot_comment(f"bucketed by {column} into {count}", snapshot, source.source_snapshot)
             source_bytes = sum(size for _, size in sizing.data_files(source.location))
             writers = sizing.bucket_writers(source_bytes, count)
-            compression = sizing.bucket_compression(source_bytes, count)
+            options = sizing.bucket_file_options(source_bytes, count)
             catalog.replace_bucketed(final_db, name, (staged_db, source.name), storage.join(base_location, base),
-                                     column, count, comment, writers, compression)
-            context.log.info(f"built {final_db}.{name} ({writers} writer task(s), {compression})")
+                                     column, count, comment, writers, options)
+            context.log.info(f"built {final_db}.{name} ({writers} writer task(s), "
+                             + ", ".join(f"{k}={v}" for k, v in options.items()) + ")")
             return name
 
         with ThreadPoolExecutor(max_workers=positive(config.max_concurrency, "max_concurrency", 32)) as pool:
