@@ -8,7 +8,6 @@ from dagster import AssetSelection, Definitions, define_asset_job, multiprocess_
 
 from flywheel_assets import alerts
 from flywheel_assets.automation import build_sensor
-from flywheel_assets.instance import relax_local_event_log_sync
 from flywheel_assets.partitions import snapshot_partitions
 from flywheel_assets.pipelines import build_assets
 from flywheel_assets.pipelines import monitoring
@@ -53,7 +52,6 @@ def build_definitions(settings: Settings, tables: TableSet | None = None) -> Def
     )
 
 
-relax_local_event_log_sync()  # in every process that loads the code location: CLI, run workers, steps
 defs = build_definitions(get_settings())
 
 

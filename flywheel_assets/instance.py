@@ -1,7 +1,7 @@
 """The Dagster instance configuration (``$FLYWHEEL_HOME/dagster/dagster.yaml``), from the settings.
 
-Both: the run queue's limits and run monitoring. Locally: SQLite under FLYWHEEL_HOME (its event log
-unsynced, relax_local_event_log_sync), compute logs on disk. In production (``FLYWHEEL_PG_HOST`` set): run, event-log and schedule storage in PostgreSQL
+Both: the run queue's limits and run monitoring. Locally: SQLite under FLYWHEEL_HOME (the event log
+through LocalEventLogStorage), compute logs on disk. In production (``FLYWHEEL_PG_HOST`` set): run, event-log and schedule storage in PostgreSQL
 (dagster-postgres), a run whose worker died re-run once (input errors and failed checks never
 are), and with ``FLYWHEEL_ENV=aws`` compute logs on S3 (dagster-aws).
 Connection settings are written as references to the environment (``{env: FLYWHEEL_PG_PASSWORD}``),
@@ -10,12 +10,17 @@ never their values: the file holds no secret.
 
 from __future__ import annotations
 
-import sqlite3
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
+from dagster._serdes import ConfigurableClassData
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, Engine
 
 from flywheel_assets.core import storage
 from flywheel_assets.settings import Settings
@@ -50,26 +55,50 @@ POSTGRES_ENV = {"hostname": "FLYWHEEL_PG_HOST", "port": "FLYWHEEL_PG_PORT", "use
                 "password": "FLYWHEEL_PG_PASSWORD", "db_name": "FLYWHEEL_PG_DB"}
 
 
-def _unsynced_event_log(dbapi_connection, _connection_record) -> None:
-    """Let a local SQLite event log shard hand its writes to the OS without waiting for the disk.
+class LocalEventLogStorage(SqliteEventLogStorage):
+    """Dagster's SQLite event log (a shard per run, an index shard), keeping one engine and its
+    pooled connections per shard in each process.
 
-    Dagster's SQLite event log opens a connection per event and the last one to close checkpoints
-    the write-ahead log, two fsyncs an event at the default ``synchronous=FULL``: about half of
-    what storing an event costs, and a local run stores about 2,100. With ``OFF`` a crashed
-    process loses nothing; a power cut or OS crash during a run can damage that run's log or the
-    asset index (the lake, the catalog, the run list and the sensors' cursors are not in these
-    files). Deployed instances use PostgreSQL, which this does not touch."""
-    if not isinstance(dbapi_connection, sqlite3.Connection):
-        return
-    path = Path(dbapi_connection.execute("PRAGMA database_list").fetchone()[2] or ".")
-    if path.parent.name == "runs" and path.parent.parent.name == "history":  # <home>/history/runs/*.db
-        dbapi_connection.execute("PRAGMA synchronous=OFF")
+    Dagster's own opens a new engine for every statement: a new SQLAlchemy dialect set-up and a
+    new SQLite connection (schema read, WAL opened) per event, three times for a check result,
+    and a local run stores about 2,100 events. The statements, tables and files are Dagster's.
+    The shards are written unsynced (``synchronous=OFF``): a crashed process loses nothing; a
+    power cut or OS crash during a run can damage that run's log or the asset index (the lake,
+    the catalog, the run list and the sensors' cursors are not in these files). Deployed
+    instances use PostgreSQL, which this does not touch."""
+
+    @classmethod
+    def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value: Mapping) -> "LocalEventLogStorage":
+        return cls(inst_data=inst_data, **config_value)
+
+    @contextmanager
+    def _connect(self, shard: str) -> Iterator[Connection]:
+        with self._db_lock:
+            engine = self._engine(shard)
+            with engine.connect() as conn, conn.begin():
+                yield conn
+
+    def _engine(self, shard: str) -> Engine:
+        engines = self.__dict__.setdefault("_engines", {})
+        key = (os.getpid(), shard)  # never a connection inherited across a fork
+        if key not in engines:
+            engine = create_engine(self.conn_string_for_shard(shard),
+                                   connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
+            event.listen(engine, "connect", _unsynced)
+            if shard not in self._initialized_dbs:
+                self._initdb(engine)
+                self._initialized_dbs.add(shard)
+            engines[key] = engine
+        return engines[key]
+
+    def dispose(self) -> None:
+        for engine in self.__dict__.pop("_engines", {}).values():
+            engine.dispose()
+        super().dispose()
 
 
-def relax_local_event_log_sync() -> None:
-    """Apply ``_unsynced_event_log`` to every SQLite connection this process opens from now on."""
-    if not event.contains(Engine, "connect", _unsynced_event_log):
-        event.listen(Engine, "connect", _unsynced_event_log)
+def _unsynced(dbapi_connection, _connection_record) -> None:
+    dbapi_connection.execute("PRAGMA synchronous=OFF")
 
 
 def run_monitoring(settings: Settings) -> dict:
@@ -86,6 +115,9 @@ def run_monitoring(settings: Settings) -> dict:
 def instance_config(settings: Settings) -> dict:
     config: dict = {"telemetry": {"enabled": False}, "concurrency": CONCURRENCY,
                     "run_monitoring": run_monitoring(settings)}
+    if not settings.postgres:
+        config["event_log_storage"] = {"module": __name__, "class": LocalEventLogStorage.__name__,
+                                       "config": {"base_dir": str(settings.dagster_home / "history" / "runs")}}
     if settings.postgres:
         # SQLAlchemy 2.1 defaults postgresql:// to psycopg 3; dagster-postgres ships psycopg2
         config["storage"] = {"postgres": {"postgres_db": {**{k: {"env": v} for k, v in POSTGRES_ENV.items()},

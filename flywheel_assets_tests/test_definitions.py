@@ -195,16 +195,39 @@ assert child.exitcode == 0, child.exitcode
     assert found.read_text().split() == STEP_PRELOAD
 
 
-def test_local_event_log_shards_skip_fsync_and_the_run_list_does_not(tmp_path):
-    """Dagster's SQLite event log (run shards and the asset index under history/runs/) hands writes
-    to the OS unsynced; the run list, schedules and sensors' cursors keep SQLite's default."""
-    instance = DagsterInstance.local_temp(str(tmp_path))
-    run_id = "8c1d1c7e-4c2f-4a1e-9a0c-0d8f2b6a1e11"
-    with instance.event_log_storage.run_connection(run_id) as conn:
-        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 0  # OFF
-    with instance.event_log_storage.index_connection() as conn:
-        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 0
-    with instance.run_storage.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL, SQLite's default
-    with instance.schedule_storage.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
+def test_local_event_log_reuses_one_engine_per_shard_and_keeps_dagsters_files(tmp_path):
+    """Stored through one engine per shard, unsynced, read back by a separate instance, in the
+    files where Dagster's default storage keeps them (an existing home keeps its history)."""
+    from dagster import AssetCheckResult, AssetCheckSpec, DagsterInstance, Output, asset, materialize
+
+    from flywheel_assets.instance import LocalEventLogStorage, write_instance_config
+
+    home = write_instance_config(get_settings({"FLYWHEEL_HOME": str(tmp_path)}))
+    instance = DagsterInstance.from_config(str(home))
+    storage = instance.event_log_storage
+    assert isinstance(storage, LocalEventLogStorage)
+
+    @asset(check_specs=[AssetCheckSpec(f"c{i}", asset="a") for i in range(20)])
+    def a():
+        yield Output(1)
+        for i in range(20):
+            yield AssetCheckResult(check_name=f"c{i}", passed=i % 2 == 0)
+
+    run_id = materialize([a], instance=instance, raise_on_error=False).run_id
+    assert {shard for _, shard in storage._engines} == {run_id, "index"}  # ~150 events, 2 engines
+    for connection in (storage.run_connection(run_id), storage.index_connection()):
+        with connection as conn:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 0  # unsynced (OFF)
+    for connection in (instance.run_storage.connect(), instance.schedule_storage.connect()):
+        with connection as conn:  # the run list, schedules and sensors' cursors: SQLite's default
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+    assert (home / "history" / "runs" / f"{run_id}.db").exists()
+
+    reader = DagsterInstance.from_config(str(home))
+    evaluations = [e.dagster_event.event_specific_data for e in reader.all_logs(run_id)
+                   if e.dagster_event and e.dagster_event.event_type_value == "ASSET_CHECK_EVALUATION"]
+    assert sorted((ev.check_name, ev.passed) for ev in evaluations) == sorted(
+        (f"c{i}", i % 2 == 0) for i in range(20))
+    assert reader.get_latest_materialization_event(AssetKey("a")).run_id == run_id
+    storage.dispose()
+    assert not storage.__dict__.get("_engines")
