@@ -6,6 +6,7 @@ import logging
 import re
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar
 
 from flywheel_assets.catalog.base import Catalog, chunks, column_change
@@ -150,6 +151,7 @@ def _kind(fields: dict) -> dict:
 PARQUET_CODECS = frozenset({"snappy", "uncompressed", "gzip", "zstd", "lz4_raw"})
 # the parquet writer options a bucketed build may set, and their values (they go into SQL)
 BUCKET_FILE_OPTIONS = {"compression": PARQUET_CODECS, "parquet.enable.dictionary": frozenset({"true", "false"})}
+APPLY_CONCURRENCY = 4  # tables defined at the same time (apply_tables)
 KEY_STATS_CONF = {"spark.sql.sources.bucketing.enabled": "false", "spark.sql.files.openCostInBytes": "65536"}
 
 
@@ -256,12 +258,18 @@ class LocalCatalog(Catalog):
         return self._apply(spec, self.describe(spec.database, spec.name, partitions=False))
 
     def apply_tables(self, specs: list[TableSpec]) -> dict[str, str]:
-        """One listing per database for what exists, instead of a DESCRIBE per table."""
+        """One listing per database of the tables named, instead of a DESCRIBE per table (and
+        instead of every table of the database: 0.17 s for 29 of 85 tables, 0.42 s for all)."""
         known = {}
         for database in sorted({s.database for s in specs}):
             self.ensure_database(database)
-            known[database] = {t.name: t for t in self.list_tables(database, partitions=False)}
-        return {s.name: self._apply(s, known[s.database].get(s.name)) for s in specs}
+            known[database] = self._extended(database, "|".join(identifier(s.name) for s in specs
+                                                                 if s.database == database))
+        # tables at the same time: one's statement is planned while another's is in the metastore
+        # (ext_tables alone: 2 ALTERs per table on a new snapshot)
+        with ThreadPoolExecutor(max_workers=APPLY_CONCURRENCY) as pool:
+            actions = list(pool.map(lambda s: self._apply(s, known[s.database].get(s.name)), specs))
+        return {s.name: action for s, action in zip(specs, actions)}
 
     def _apply(self, spec: TableSpec, existing: TableInfo | None) -> str:
         name = qualified(spec.database, spec.name)

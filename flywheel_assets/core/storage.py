@@ -10,6 +10,7 @@ Dagster Pipes and `flywheel deploy` need of S3.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -74,11 +75,15 @@ def retries() -> dict:
     return {"mode": "adaptive", "max_attempts": MAX_ATTEMPTS}  # fresh: botocore rewrites the dict it is given
 
 
+_client_lock = threading.Lock()
+
+
 def aws_client(service: str, region: Optional[str] = None):
     import boto3
     from botocore.config import Config
 
-    return boto3.client(service, region_name=region, config=Config(retries=retries()))
+    with _client_lock:  # boto3's default session is not thread-safe (its clients are): steps use threads
+        return boto3.client(service, region_name=region, config=Config(retries=retries()))
 
 
 _s3_clients: dict = {}

@@ -5,6 +5,7 @@ the snapshot's partition registered) -> cleanrooms_report.
 """
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Literal, Optional
 
 from dagster import (
@@ -52,7 +53,8 @@ class PartTablesConfig(Config):
         description="step 4: add registers exactly this snapshot's partition (cost independent of history); "
         "msck runs MSCK REPAIR TABLE on the selected tables (explicit repair)",
     )
-    max_concurrency: int = Field(default=5, description="--MAX_CONCURRENCY (msck mode, Athena)")
+    max_concurrency: int = Field(default=5, description="--MAX_CONCURRENCY: tables registered at the same time "
+                                 "(and MSCK REPAIRs on Athena)")
     poll_interval_sec: float = Field(default=2.0, description="--POLL_INTERVAL_SEC (msck mode, Athena)")
 
 
@@ -98,18 +100,21 @@ def part_specs(root: str, database: str, prefix: str, snapshot: str, catalog: Ca
     return specs, skipped, data
 
 
-def switch_partition(catalog: Catalog, database: str, table: str, snapshot: str, snapshot_folder: str,
-                     folder: str) -> None:
-    """Point the partition at ``folder`` if it is elsewhere (one catalog update), then delete the
-    versions in its snapshot folder older than the one it replaced (kept for readers still on it).
-    A snapshot never re-published is registered at its folder: no catalog call."""
-    if location(folder) == location(snapshot_folder):
-        return
-    held = catalog.partition_location(database, table, snapshot)
-    if held is None or location(held) == location(folder):
-        return
-    catalog.set_partition_location(database, table, snapshot, folder)
-    publish.prune_snapshot_folder(snapshot_folder, {folder, held})
+def register_partition(catalog: Catalog, database: str, table: str, snapshot: str, snapshot_folder: str,
+                       folder: str, add: bool = True) -> None:
+    """Make the snapshot's partition read ``folder``. A first publication is the snapshot folder
+    itself: one ADD (``add``; in msck mode the repair registered it). A re-publication wrote a
+    version in it: the partition is pointed there if it is elsewhere (one catalog update), then
+    the versions older than the one it replaced are deleted (kept for readers still on it)."""
+    if location(folder) != location(snapshot_folder):
+        held = catalog.partition_location(database, table, snapshot)
+        if held is not None:
+            if location(held) != location(folder):
+                catalog.set_partition_location(database, table, snapshot, folder)
+                publish.prune_snapshot_folder(snapshot_folder, {folder, held})
+            return
+    if add:
+        catalog.add_partitions(database, table, [(snapshot, folder)])
 
 
 def part_tables_asset(tables: TableSet) -> AssetsDefinition:
@@ -131,14 +136,21 @@ def part_tables_asset(tables: TableSet) -> AssetsDefinition:
         applied = catalog.apply_tables(list(specs.values()))
         actions = {t: applied[spec.name] for t, spec in specs.items()}
         started = time.monotonic()
+        concurrency = positive(config.max_concurrency, "MAX_CONCURRENCY", 32)
+
+        def register(t: str) -> set[str]:
+            """One table's partition for this snapshot registered; the table's partitions after that."""
+            spec = specs[t]
+            register_partition(catalog, database, spec.name, snapshot, snapshot_path(spec.location, snapshot), data[t],
+                               add=config.mode == "add")
+            return set(catalog.partition_values(database, spec.name))
+
         if config.mode == "msck":
-            catalog.repair(database, [s.name for s in specs.values()], positive(config.max_concurrency, "MAX_CONCURRENCY"),
-                           float(config.poll_interval_sec))
-        else:
-            for t, spec in specs.items():
-                catalog.add_partitions(database, spec.name, [(snapshot, data[t])])
-        for t, spec in specs.items():  # a re-published snapshot: readers switch to its version
-            switch_partition(catalog, database, spec.name, snapshot, snapshot_path(spec.location, snapshot), data[t])
+            catalog.repair(database, [s.name for s in specs.values()], concurrency, float(config.poll_interval_sec))
+        # tables at the same time: each is a few catalog round trips, which overlap (one table's
+        # statement is planned while another's is in the metastore)
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            partitions = dict(zip(specs, pool.map(register, specs)))
         seconds = round(time.monotonic() - started, 3)
         context.log.info(f"part tables in {database}: {actions}; snapshot_dt={snapshot} registered in {seconds} s"
                          + (f"; skipped by the split: {skipped}" if skipped else ""))
@@ -147,8 +159,7 @@ def part_tables_asset(tables: TableSet) -> AssetsDefinition:
                 yield MaterializeResult(asset_key=key, metadata={"snapshot_dt": snapshot, "skipped_by_split": skipped[t],
                                                                  "partition_registered": False})
                 continue
-            spec = specs[t]
-            registered = set(catalog.partition_values(database, spec.name))
+            spec, registered = specs[t], partitions[t]
             if snapshot not in registered:
                 raise Failure(f"snapshot_dt={snapshot} is not registered in {database}.{spec.name}")
             rows = sizing.folder_stats(data[t]).rows
