@@ -11,6 +11,7 @@ never their values: the file holds no secret.
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,6 +56,9 @@ POSTGRES_ENV = {"hostname": "FLYWHEEL_PG_HOST", "port": "FLYWHEEL_PG_PORT", "use
                 "password": "FLYWHEEL_PG_PASSWORD", "db_name": "FLYWHEEL_PG_DB"}
 
 
+ENGINES_KEPT = 16  # shards a process keeps open (a run worker uses two: its run's and the index)
+
+
 class LocalEventLogStorage(SqliteEventLogStorage):
     """Dagster's SQLite event log (a shard per run, an index shard), keeping one engine and its
     pooled connections per shard in each process.
@@ -79,17 +83,20 @@ class LocalEventLogStorage(SqliteEventLogStorage):
                 yield conn
 
     def _engine(self, shard: str) -> Engine:
-        engines = self.__dict__.setdefault("_engines", {})
+        engines = self.__dict__.setdefault("_engines", OrderedDict())
         key = (os.getpid(), shard)  # never a connection inherited across a fork
-        if key not in engines:
-            engine = create_engine(self.conn_string_for_shard(shard),
-                                   connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
-            event.listen(engine, "connect", _unsynced)
-            if shard not in self._initialized_dbs:
-                self._initdb(engine)
-                self._initialized_dbs.add(shard)
-            engines[key] = engine
-        return engines[key]
+        if key in engines:
+            engines.move_to_end(key)
+            return engines[key]
+        engine = create_engine(self.conn_string_for_shard(shard), connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
+        event.listen(engine, "connect", _unsynced)
+        if shard not in self._initialized_dbs:
+            self._initdb(engine)
+            self._initialized_dbs.add(shard)
+        engines[key] = engine
+        while len(engines) > ENGINES_KEPT:  # the UI reads many runs: keep open files bounded
+            engines.popitem(last=False)[1].dispose()
+        return engine
 
     def dispose(self) -> None:
         for engine in self.__dict__.pop("_engines", {}).values():

@@ -200,7 +200,7 @@ def test_local_event_log_reuses_one_engine_per_shard_and_keeps_dagsters_files(tm
     files where Dagster's default storage keeps them (an existing home keeps its history)."""
     from dagster import AssetCheckResult, AssetCheckSpec, DagsterInstance, Output, asset, materialize
 
-    from flywheel_assets.instance import LocalEventLogStorage, write_instance_config
+    from flywheel_assets.instance import ENGINES_KEPT, LocalEventLogStorage, write_instance_config
 
     home = write_instance_config(get_settings({"FLYWHEEL_HOME": str(tmp_path)}))
     instance = DagsterInstance.from_config(str(home))
@@ -229,5 +229,20 @@ def test_local_event_log_reuses_one_engine_per_shard_and_keeps_dagsters_files(tm
     assert sorted((ev.check_name, ev.passed) for ev in evaluations) == sorted(
         (f"c{i}", i % 2 == 0) for i in range(20))
     assert reader.get_latest_materialization_event(AssetKey("a")).run_id == run_id
+    reader.event_log_storage.dispose()
+
+    # a process reading many runs (the UI) keeps a bounded number of shards open
+    for i in range(ENGINES_KEPT + 4):
+        with storage.run_connection(f"{i:08d}-0000-4000-8000-000000000000") as conn:
+            conn.exec_driver_sql("SELECT 1")
+    open_shards = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # closed since the listing
+            continue
+        if target.startswith(str(home)) and target.endswith(".db"):
+            open_shards.add(target)
+    assert len(storage._engines) == ENGINES_KEPT and 2 <= len(open_shards) <= ENGINES_KEPT
     storage.dispose()
     assert not storage.__dict__.get("_engines")
