@@ -98,6 +98,14 @@ class LocalEventLogStorage(SqliteEventLogStorage):
             engines.popitem(last=False)[1].dispose()
         return engine
 
+    def has_table(self, table_name: str) -> bool:
+        """Dagster asks before each check result and asset event whether a table of its schema
+        exists, building an engine each time; a table once there stays (nothing here drops one)."""
+        found = self.__dict__.setdefault("_tables", set())
+        if table_name not in found and super().has_table(table_name):
+            found.add(table_name)
+        return table_name in found
+
     def dispose(self) -> None:
         for engine in self.__dict__.pop("_engines", {}).values():
             engine.dispose()
@@ -122,9 +130,6 @@ def run_monitoring(settings: Settings) -> dict:
 def instance_config(settings: Settings) -> dict:
     config: dict = {"telemetry": {"enabled": False}, "concurrency": CONCURRENCY,
                     "run_monitoring": run_monitoring(settings)}
-    if not settings.postgres:
-        config["event_log_storage"] = {"module": __name__, "class": LocalEventLogStorage.__name__,
-                                       "config": {"base_dir": str(settings.dagster_home / "history" / "runs")}}
     if settings.postgres:
         # SQLAlchemy 2.1 defaults postgresql:// to psycopg 3; dagster-postgres ships psycopg2
         config["storage"] = {"postgres": {"postgres_db": {**{k: {"env": v} for k, v in POSTGRES_ENV.items()},
@@ -132,6 +137,9 @@ def instance_config(settings: Settings) -> dict:
         # a run whose worker died is re-run once; a run that failed in a step (bad input, a failed
         # blocking check, a step that used up its own retries) never is
         config["run_retries"] = {"enabled": True, "max_retries": 1, "retry_on_asset_or_op_failure": False}
+    else:  # Dagster's SQLite files, at the path its default uses
+        config["event_log_storage"] = {"module": __name__, "class": LocalEventLogStorage.__name__,
+                                       "config": {"base_dir": str(settings.dagster_home / "history" / "runs")}}
     if settings.env == "aws":
         bucket, prefix = storage.split_s3(storage.join(settings.analysis_root, "dagster-compute-logs"))
         config["compute_logs"] = {"module": "dagster_aws.s3.compute_log_manager", "class": "S3ComputeLogManager",

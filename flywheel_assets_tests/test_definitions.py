@@ -215,6 +215,7 @@ def test_local_event_log_reuses_one_engine_per_shard_and_keeps_dagsters_files(tm
 
     run_id = materialize([a], instance=instance, raise_on_error=False).run_id
     assert {shard for _, shard in storage._engines} == {run_id, "index"}  # ~150 events, 2 engines
+    assert "asset_check_executions" in storage._tables  # asked once, not per check result
     for connection in (storage.run_connection(run_id), storage.index_connection()):
         with connection as conn:
             assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 0  # unsynced (OFF)
