@@ -155,6 +155,12 @@ JIT_CODE_CACHE = "-XX:ReservedCodeCacheSize=512m"
 # then two warm ones, alternated twice: server CPU 137-142, 72-76, 60-61 CPU-s against G1's
 # 150-160, 80-83, 62 (docs/benchmarks.md). Its pauses stop the JVM (well under a second here).
 THROUGHPUT_GC = "-XX:+UseParallelGC"
+# Derby compiles every distinct SQL statement the metastore sends into a Java class, and keeps 100
+# of them. A `flywheel run` of the sample lake sends about 400 distinct ones, so at 100 it compiled
+# (and the JIT then compiled again) about 340 classes a run; at 1,000 a warm server compiles about
+# 10 (docs/benchmarks.md).
+DERBY_STATEMENT_CACHE = "-Dderby.language.statementCacheSize=1000"
+SERVER_LOG_CONFIG = Path(__file__).parent / "jvm" / "log4j2.properties"
 
 
 class SparkServer:
@@ -190,7 +196,8 @@ class SparkServer:
             # <session>_resources folder per session and Spark its spark-*/blockmgr-* folders when
             # the JVM is killed; in /tmp they piled up (715 + 249 on a developer's machine in 2 days).
             "spark.driver.extraJavaOptions": f"-Dderby.system.home={home} -Djava.io.tmpdir={home / 'tmp'} "
-                                             f"{JIT_CODE_CACHE} {THROUGHPUT_GC}",
+                                             f"{JIT_CODE_CACHE} {THROUGHPUT_GC} {DERBY_STATEMENT_CACHE} "
+                                             f"-Dlog4j2.configurationFile={SERVER_LOG_CONFIG}",
             "spark.local.dir": str(home / "tmp"),
             "spark.driver.memory": self.driver_memory,
             "spark.ui.enabled": "false",
