@@ -37,44 +37,47 @@ def spark_submit() -> Path:
 
 
 FAST_LOCAL_FS = "flywheel.FastLocalFileSystem"
-FAST_LOCAL_FS_SOURCE = Path(__file__).parent / "jvm" / "FastLocalFileSystem.java"
+CONNECT_SERVER = "flywheel.LocalConnectServer"
+SPARK_CONNECT_SERVER = "org.apache.spark.sql.connect.service.SparkConnectServer"
+JVM_SOURCES = sorted((Path(__file__).parent / "jvm").glob("*.java"))
 
 
-def fast_local_fs_classes() -> Path | None:
-    """The folder of the compiled FastLocalFileSystem (jvm/FastLocalFileSystem.java: Hadoop's local
-    file system without a ``chmod`` process per file written), compiled once per source and JDK
-    into the user's cache; None without a JDK's javac, and the server uses Hadoop's own (slower,
-    same files)."""
+def server_classes() -> Path | None:
+    """The folder of the server's own classes (jvm/*.java: FastLocalFileSystem, Hadoop's local file
+    system without a ``chmod`` process per file written; LocalConnectServer, Spark Connect with one
+    cache of compiled code for all sessions), compiled once per source and JDK into the user's
+    cache; None without a JDK's javac, and the server is Spark's own (slower, same results)."""
     java = shutil.which("java")  # spark-submit runs this one: the javac of its JDK, else any
     beside = Path(java).resolve().parent / "javac" if java else None
     javac = str(beside) if beside and beside.exists() else shutil.which("javac")
     if javac is None:
-        logging.getLogger(__name__).warning("no javac: the local Spark server writes files through Hadoop's "
-                                            "RawLocalFileSystem (a chmod process per file); install a JDK")
+        logging.getLogger(__name__).warning("no javac: the local Spark server runs without flywheel's classes "
+                                            "(a chmod process per file written; code compiled per session); "
+                                            "install a JDK")
         return None
-    key = hashlib.sha256(FAST_LOCAL_FS_SOURCE.read_bytes() + javac.encode()).hexdigest()[:16]
+    key = hashlib.sha256(b"".join(p.read_bytes() for p in JVM_SOURCES) + javac.encode()).hexdigest()[:16]
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "flywheel" / "jvm"
-    classes = cache / f"localfs-{key}"
-    compiled = classes / "flywheel" / "FastLocalFileSystem.class"
-    if compiled.exists():
+    classes = cache / f"server-{key}"
+    compiled = [classes / "flywheel" / f"{p.stem}.class" for p in JVM_SOURCES]
+    if all(c.exists() for c in compiled):
         return classes
-    building = cache / f".localfs-{key}-{os.getpid()}"
+    building = cache / f".server-{key}-{os.getpid()}"
     try:
         shutil.rmtree(building, ignore_errors=True)
         building.mkdir(parents=True)
         jars = spark_submit().parent.parent / "jars"
-        subprocess.run([javac, "-nowarn", "-cp", f"{jars}/*", "-d", str(building), str(FAST_LOCAL_FS_SOURCE)],
+        subprocess.run([javac, "-nowarn", "-cp", f"{jars}/*", "-d", str(building), *map(str, JVM_SOURCES)],
                        check=True, capture_output=True, timeout=120)
         os.replace(building, classes)  # another process may have won the race: its classes are the same
     except (OSError, subprocess.SubprocessError) as exc:
         detail = getattr(exc, "stderr", b"") or b""
-        if not compiled.exists():  # not a lost race
+        if not all(c.exists() for c in compiled):  # not a lost race
             logging.getLogger(__name__).warning(
-                f"could not compile {FAST_LOCAL_FS_SOURCE.name} ({exc}; {detail.decode(errors='replace')[-500:]}): "
-                "the local Spark server uses RawLocalFileSystem")
+                f"could not compile {', '.join(p.name for p in JVM_SOURCES)} ({exc}; "
+                f"{detail.decode(errors='replace')[-500:]}): the local Spark server runs without them")
     finally:
         shutil.rmtree(building, ignore_errors=True)
-    return classes if compiled.exists() else None
+    return classes if all(c.exists() for c in compiled) else None
 
 
 def _port_open(port: int) -> bool:
@@ -161,6 +164,12 @@ THROUGHPUT_GC = "-XX:+UseParallelGC"
 # 10 (docs/benchmarks.md).
 DERBY_STATEMENT_CACHE = "-Dderby.language.statementCacheSize=1000"
 SERVER_LOG_CONFIG = Path(__file__).parent / "jvm" / "log4j2.properties"
+# With one cache of compiled code for all sessions (LocalConnectServer), a generated class lives
+# from run to run, and its counters with it: after a few runs the wide tables' projections (4,500-7,000
+# bytes of bytecode each) reach the JIT's C2, which gave up on each after 1-18 s ("out of nodes").
+# At a quarter of C2's node budget it gives up sooner, and the method stays compiled by C1.
+GENERATED_CODE_C2_LIMIT = ("-XX:CompileCommand=quiet -XX:CompileCommand=MaxNodeLimit,"
+                           "org.apache.spark.sql.catalyst.expressions.GeneratedClass*::*,20000")
 
 
 class SparkServer:
@@ -185,7 +194,7 @@ class SparkServer:
 
     def command(self, port: int) -> list[str]:
         home = self.home.resolve()
-        fast_fs = fast_local_fs_classes()
+        classes = server_classes()
         conf = {
             "spark.sql.catalogImplementation": "hive",
             "spark.connect.grpc.binding.address": "127.0.0.1",
@@ -197,7 +206,7 @@ class SparkServer:
             # the JVM is killed; in /tmp they piled up (715 + 249 on a developer's machine in 2 days).
             "spark.driver.extraJavaOptions": f"-Dderby.system.home={home} -Djava.io.tmpdir={home / 'tmp'} "
                                              f"{JIT_CODE_CACHE} {THROUGHPUT_GC} {DERBY_STATEMENT_CACHE} "
-                                             f"-Dlog4j2.configurationFile={SERVER_LOG_CONFIG}",
+                                             f"-Dlog4j2.configurationFile={SERVER_LOG_CONFIG} {GENERATED_CODE_C2_LIMIT}",
             "spark.local.dir": str(home / "tmp"),
             "spark.driver.memory": self.driver_memory,
             "spark.ui.enabled": "false",
@@ -208,15 +217,18 @@ class SparkServer:
             # moved once instead of twice. Every write goes to a fresh folder (a run's staging, a
             # table version), so a failed job's partial files are discarded with it. 256-bucket
             # tables write 7,168 files a run (docs/benchmarks.md).
-            "spark.hadoop.fs.file.impl": FAST_LOCAL_FS if fast_fs else "org.apache.hadoop.fs.RawLocalFileSystem",
-            **({"spark.driver.extraClassPath": str(fast_fs)} if fast_fs else {}),
+            "spark.hadoop.fs.file.impl": FAST_LOCAL_FS if classes else "org.apache.hadoop.fs.RawLocalFileSystem",
+            **({"spark.driver.extraClassPath": str(classes)} if classes else {}),
+            # Room for every session's generated code (default 100 classes; a run of the sample
+            # lake compiles 171 distinct ones), which LocalConnectServer lets them share.
+            "spark.sql.codegen.cache.maxEntries": "1000",
             "spark.hadoop.mapreduce.fileoutputcommitter.algorithm.version": "2",
             # A metastore locked by another JVM fails fast; the catalog retries it visibly.
             "spark.hadoop.hive.hmshandler.retry.attempts": "1",
             "spark.hadoop.hive.hmshandler.retry.interval": "100ms",
             **self.extra_conf,
         }
-        cmd = [str(spark_submit()), "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
+        cmd = [str(spark_submit()), "--class", CONNECT_SERVER if classes else SPARK_CONNECT_SERVER,
                "--name", "flywheel-local-spark", "--master", self.master]
         for key, value in conf.items():
             cmd += ["--conf", f"{key}={value}"]

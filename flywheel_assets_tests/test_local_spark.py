@@ -166,9 +166,9 @@ def test_the_local_file_system_sets_hadoops_modes_without_a_chmod_process(tmp_pa
     """FastLocalFileSystem (jvm/): the modes Hadoop asks for (umask applied), set in-process; and
     what is written through its buffer arrives whole, at the positions the writer was told, and
     counted in the file system's statistics."""
-    from flywheel_assets.local_spark import FAST_LOCAL_FS, fast_local_fs_classes, spark_submit
+    from flywheel_assets.local_spark import FAST_LOCAL_FS, server_classes, spark_submit
 
-    classes = fast_local_fs_classes()
+    classes = server_classes()
     assert classes is not None and (classes / "flywheel" / "FastLocalFileSystem.class").exists()
     (tmp_path / "Probe.java").write_text(PERMISSIONS_PROBE)
     jars = spark_submit().parent.parent / "jars"
@@ -219,10 +219,35 @@ def test_the_server_keeps_derbys_compiled_statements_and_logs_only_what_matters(
     assert props.returncode == 0, props.stderr
     assert "derby.language.statementCacheSize=1000" in props.stdout.splitlines()
     log = (spark_server.home / "server.log").read_text(errors="replace")
-    assert "INFO SparkConnectServer: Spark Connect server started" in log
+    port = json.loads(spark_server.state_file.read_text())["port"]
+    assert f"INFO LocalConnectServer: Spark Connect server started at: 127.0.0.1:{port}" in log
     levels = {line.split()[2] for line in log.splitlines() if re.match(r"\d\d/\d\d/\d\d \d\d:\d\d:\d\d [A-Z]+ ", line)}
-    chatter = [line for line in log.splitlines() if " INFO " in line and "SparkConnectServer:" not in line]
+    chatter = [line for line in log.splitlines() if " INFO " in line and "LocalConnectServer:" not in line]
     assert levels <= {"INFO", "WARN", "ERROR"} and not chatter, chatter[:5]
+
+
+def test_sessions_share_the_servers_compiled_code(spark_server, spark_url):
+    """LocalConnectServer: Spark Connect sessions without per-session class loaders, so the code Spark
+    generates and compiles for one session's query serves the next session's (Spark's own
+    SparkConnectServer gave every session, and the executor's tasks for it, loaders of their own,
+    and every step compiled every class again), in a cache sized for a run's 171 classes."""
+    from pyspark.sql import SparkSession
+
+    from flywheel_assets.spark_jobs.runtime import stop_quietly
+
+    session = SparkSession.builder.remote(spark_url).create()
+    try:
+        assert session.range(1000).selectExpr("id % 7 AS k").groupBy("k").count().count() == 7  # tasks ran
+        assert session.conf.get("spark.sql.artifact.isolation.enabled") == "false"
+        assert session.conf.get("spark.sql.codegen.cache.maxEntries") == "1000"
+    finally:
+        stop_quietly(session)
+    pid = json.loads(spark_server.state_file.read_text())["pid"]
+    stats = subprocess.run(["jcmd", str(pid), "VM.classloader_stats"], capture_output=True, text=True, timeout=60)
+    assert stats.returncode == 0, stats.stderr
+    loaders = [line.split()[-1] for line in stats.stdout.splitlines()[2:] if line.strip()]
+    assert "org.codehaus.commons.compiler.util.reflect.ByteArrayClassLoader" in loaders  # compiled code is there
+    assert "org.apache.spark.executor.ExecutorClassLoader" not in loaders  # no session's own task loader
 
 
 def test_steps_and_split_jobs_release_their_server_sessions(spark_url, catalog, monkeypatch):
