@@ -71,6 +71,11 @@ class LocalEventLogStorage(SqliteEventLogStorage):
     the catalog, the run list and the sensors' cursors are not in these files). Deployed
     instances use PostgreSQL, which this does not touch."""
 
+    def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
+        self._engines: OrderedDict[tuple[int, str], Engine] = OrderedDict()  # by (process, shard), oldest first
+        self._tables: set[str] = set()  # tables of Dagster's schema found
+        super().__init__(base_dir, inst_data)
+
     @classmethod
     def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value: Mapping) -> "LocalEventLogStorage":
         return cls(inst_data=inst_data, **config_value)
@@ -83,7 +88,7 @@ class LocalEventLogStorage(SqliteEventLogStorage):
                 yield conn
 
     def _engine(self, shard: str) -> Engine:
-        engines = self.__dict__.setdefault("_engines", OrderedDict())
+        engines = self._engines
         key = (os.getpid(), shard)  # never a connection inherited across a fork
         if key in engines:
             engines.move_to_end(key)
@@ -101,14 +106,14 @@ class LocalEventLogStorage(SqliteEventLogStorage):
     def has_table(self, table_name: str) -> bool:
         """Dagster asks before each check result and asset event whether a table of its schema
         exists, building an engine each time; a table once there stays (nothing here drops one)."""
-        found = self.__dict__.setdefault("_tables", set())
-        if table_name not in found and super().has_table(table_name):
-            found.add(table_name)
-        return table_name in found
+        if table_name not in self._tables and super().has_table(table_name):
+            self._tables.add(table_name)
+        return table_name in self._tables
 
     def dispose(self) -> None:
-        for engine in self.__dict__.pop("_engines", {}).values():
+        for engine in self._engines.values():
             engine.dispose()
+        self._engines.clear()
         super().dispose()
 
 

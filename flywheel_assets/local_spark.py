@@ -58,8 +58,10 @@ def server_classes() -> Path | None:
     key = hashlib.sha256(b"".join(p.read_bytes() for p in JVM_SOURCES) + javac.encode()).hexdigest()[:16]
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "flywheel" / "jvm"
     classes = cache / f"server-{key}"
-    compiled = [classes / "flywheel" / f"{p.stem}.class" for p in JVM_SOURCES]
-    if all(c.exists() for c in compiled):
+    def compiled() -> bool:
+        return all((classes / "flywheel" / f"{p.stem}.class").exists() for p in JVM_SOURCES)
+
+    if compiled():
         return classes
     building = cache / f".server-{key}-{os.getpid()}"
     try:
@@ -71,13 +73,13 @@ def server_classes() -> Path | None:
         os.replace(building, classes)  # another process may have won the race: its classes are the same
     except (OSError, subprocess.SubprocessError) as exc:
         detail = getattr(exc, "stderr", b"") or b""
-        if not all(c.exists() for c in compiled):  # not a lost race
+        if not compiled():  # not a lost race
             logging.getLogger(__name__).warning(
                 f"could not compile {', '.join(p.name for p in JVM_SOURCES)} ({exc}; "
                 f"{detail.decode(errors='replace')[-500:]}): the local Spark server runs without them")
     finally:
         shutil.rmtree(building, ignore_errors=True)
-    return classes if all(c.exists() for c in compiled) else None
+    return classes if compiled() else None
 
 
 def _port_open(port: int) -> bool:
