@@ -106,15 +106,14 @@ def register_partition(catalog: Catalog, database: str, table: str, snapshot: st
     itself: one ADD (``add``; in msck mode the repair registered it). A re-publication wrote a
     version in it: the partition is pointed there if it is elsewhere (one catalog update), then
     the versions older than the one it replaced are deleted (kept for readers still on it)."""
-    if location(folder) != location(snapshot_folder):
-        held = catalog.partition_location(database, table, snapshot)
-        if held is not None:
-            if location(held) != location(folder):
-                catalog.set_partition_location(database, table, snapshot, folder)
-                publish.prune_snapshot_folder(snapshot_folder, {folder, held})
-            return
-    if add:
-        catalog.add_partitions(database, table, [(snapshot, folder)])
+    republished = location(folder) != location(snapshot_folder)
+    held = catalog.partition_location(database, table, snapshot) if republished else None
+    if held is None:
+        if add:
+            catalog.add_partitions(database, table, [(snapshot, folder)])
+    elif location(held) != location(folder):
+        catalog.set_partition_location(database, table, snapshot, folder)
+        publish.prune_snapshot_folder(snapshot_folder, {folder, held})
 
 
 def part_tables_asset(tables: TableSet) -> AssetsDefinition:
