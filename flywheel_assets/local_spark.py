@@ -172,15 +172,21 @@ SERVER_LOG_CONFIG = Path(__file__).parent / "jvm" / "log4j2.properties"
 # At a quarter of C2's node budget it gives up sooner, and the method stays compiled by C1.
 GENERATED_CODE_C2_LIMIT = ("-XX:CompileCommand=quiet -XX:CompileCommand=MaxNodeLimit,"
                            "org.apache.spark.sql.catalyst.expressions.GeneratedClass*::*,20000")
+# For a server that lives minutes and sees small data (the test suite's): the JIT's first tier only.
+# The suite sends hundreds of small, different statements to a fresh JVM; C2 spent 82 of the server's
+# 311 CPU-s compiling methods that never ran long enough to pay it back. Not for a developer's
+# server: on the sample lake, C1 only made re-runs 88-100 s against 56-66 s (docs/benchmarks.md).
+SHORT_LIVED_JIT = "-XX:TieredStopAtLevel=1"
 
 
 class SparkServer:
     def __init__(self, home: str | Path, master: str = "local[2]", driver_memory: str = "4g",
-                 conf: dict[str, str] | None = None):
+                 conf: dict[str, str] | None = None, java_options: str = ""):
         self.home = Path(home)
         self.master = master
         self.driver_memory = driver_memory
         self.extra_conf = conf or {}  # e.g. the benchmarks turn the UI (and its metrics API) on
+        self.java_options = java_options  # added to the JVM's own (e.g. SHORT_LIVED_JIT)
         self.state_file = self.home / "server.json"
 
     def _state(self) -> dict | None:
@@ -208,7 +214,8 @@ class SparkServer:
             # the JVM is killed; in /tmp they piled up (715 + 249 on a developer's machine in 2 days).
             "spark.driver.extraJavaOptions": f"-Dderby.system.home={home} -Djava.io.tmpdir={home / 'tmp'} "
                                              f"{JIT_CODE_CACHE} {THROUGHPUT_GC} {DERBY_STATEMENT_CACHE} "
-                                             f"-Dlog4j2.configurationFile={SERVER_LOG_CONFIG} {GENERATED_CODE_C2_LIMIT}",
+                                             f"-Dlog4j2.configurationFile={SERVER_LOG_CONFIG} {GENERATED_CODE_C2_LIMIT} "
+                                             f"{self.java_options}".rstrip(),
             "spark.local.dir": str(home / "tmp"),
             "spark.driver.memory": self.driver_memory,
             "spark.ui.enabled": "false",
@@ -276,6 +283,8 @@ class SparkServer:
                                 stdin=subprocess.PIPE, start_new_session=True)  # not stopped by a Ctrl-C first
 
     def stop(self) -> bool:
+        if not self.home.is_dir():  # removed with its server stopped (a watchdog after the benchmarks' cleanup)
+            return False
         with _locked(self.home / "server.lock"):
             state = self._state()
             self.state_file.unlink(missing_ok=True)

@@ -140,9 +140,9 @@ def spark_server():
     workers: the split jobs, the catalog and the CLI runs of the tests are all its clients. Each
     test's catalog database is its own (``database_for``), so the workers' tests do not meet."""
     from flywheel_assets.catalog.local import close_sessions
-    from flywheel_assets.local_spark import SparkServer
+    from flywheel_assets.local_spark import SHORT_LIVED_JIT, SparkServer
 
-    server = SparkServer(os.environ[SPARK_HOME_VAR], "local[2]", "3g")
+    server = SparkServer(os.environ[SPARK_HOME_VAR], "local[2]", "3g", java_options=SHORT_LIVED_JIT)
     server.ensure()
     yield server
     close_sessions()

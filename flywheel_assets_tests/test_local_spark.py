@@ -184,15 +184,18 @@ def test_the_local_file_system_sets_hadoops_modes_without_a_chmod_process(tmp_pa
     assert spark.conf.get("spark.hadoop.fs.file.impl") == FAST_LOCAL_FS  # the test server writes through it
 
 
-def test_the_server_jvm_has_room_for_the_code_it_generates_and_a_throughput_collector(spark_server):
+def test_the_server_jvm_has_room_for_the_code_it_generates_and_a_throughput_collector(spark_server, tmp_path):
     """The JIT's code cache as set (JIT_CODE_CACHE): at the JVM's default 240 MB it fills after a
     few runs and the compiler thread then takes a core recompiling what it flushed. The collector
-    is the throughput one (THROUGHPUT_GC), not G1 with its concurrent marking."""
+    is the throughput one (THROUGHPUT_GC), not G1 with its concurrent marking. The suite's own
+    server, short-lived, compiles with C1 only (SHORT_LIVED_JIT); a developer's server with both tiers."""
     pid = json.loads(spark_server.state_file.read_text())["pid"]
     flags = subprocess.run(["jcmd", str(pid), "VM.flags"], capture_output=True, text=True, timeout=60)
     assert flags.returncode == 0, flags.stderr
     assert f"-XX:ReservedCodeCacheSize={512 * 1024 * 1024}" in flags.stdout.split()
     assert "-XX:+UseParallelGC" in flags.stdout.split() and "-XX:+UseG1GC" not in flags.stdout.split()
+    assert "-XX:TieredStopAtLevel=1" in flags.stdout.split()
+    assert "TieredStopAtLevel" not in " ".join(SparkServer(tmp_path).command(port=1))
 
 
 def test_the_server_keeps_its_temporary_files_in_its_home(spark_server, catalog):
@@ -329,3 +332,12 @@ def test_a_server_tied_to_its_caller_is_stopped_when_the_caller_is_killed(tmp_pa
     finally:
         if server.poll() is None:
             server.kill()
+
+
+def test_stopping_a_removed_home_leaves_no_folder_behind(tmp_path):
+    """The benchmarks remove their temporary home after stopping its server; their watchdog fires
+    later, when the process exits, and must not create the home again for its lock file (it left
+    an empty folder per `make bench` in the cache)."""
+    home = tmp_path / "gone" / "spark"
+    assert SparkServer(home).stop() is False
+    assert not (tmp_path / "gone").exists()
