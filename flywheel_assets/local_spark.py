@@ -153,7 +153,7 @@ def _locked(path: Path):
 # compiled statements): the default 240 MB code cache is full after 3-4 `flywheel run`s, and then
 # the JVM keeps one of a laptop's 2 cores busy flushing and recompiling (seen: the C2 thread at
 # 100% with 30,000 methods queued on an idle server). At 512 MB: 131 MB used after 4 runs; the test
-# suite's server peaks at 97 MB.
+# suite's server peaked at 97 MB before it ran C1 only (SHORT_LIVED_JIT).
 JIT_CODE_CACHE = "-XX:ReservedCodeCacheSize=512m"
 # The throughput collector instead of G1 (the JVM's default): the server is a batch engine, and
 # G1's concurrent marking took 5-8 CPU-s of a run's 60 on 2 cores. Fresh servers, one cold run
